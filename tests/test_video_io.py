@@ -43,7 +43,8 @@ def test_write_read_round_trip(tmp_path, suffix, tol):
     clip = _clip()
     path = write_video(clip, tmp_path / f"clip{suffix}")
     frames, fps = read_frames(path)
-    assert frames.shape == (16, 64, 64, 3) and fps == pytest.approx(8)
+    assert frames.shape == (16, 64, 64, 3)
+    assert fps == pytest.approx(8, rel=0.05)  # GIF stores centiseconds: 125 ms -> 12 cs
     out = load_video_clip(path, size=64)
     assert out["indices"].tolist() == list(range(16))
     assert out["frames"].shape == (5, 3, 64, 64) and out["clip"].shape == (16, 3, 64, 64)
