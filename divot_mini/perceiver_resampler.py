@@ -1,0 +1,71 @@
+"""The Perceiver resampler: a fixed number of learned queries read a variable-length sequence.
+
+Divot uses it twice: at the end of the tokenizer (125 spatio-temporal features -> 64 tokens x 256,
+the ``down_sampler``) and in the de-tokenizer (64 tokens -> 125 x 1024 UNet context, the
+``image_proj_model``). Each layer lets the queries ("latents") attend to the inputs *and to
+themselves* (keys/values come from ``concat(inputs, latents)``), then a feed-forward block; both
+residual. Parameter names follow the official ``Resampler_DC`` so official weights load unchanged.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+
+class PerceiverAttention(nn.Module):
+    def __init__(self, dim: int, dim_head: int = 64, heads: int = 8):
+        super().__init__()
+        self.heads, self.dim_head = heads, dim_head
+        inner = dim_head * heads
+        self.norm1 = nn.LayerNorm(dim)  # inputs
+        self.norm2 = nn.LayerNorm(dim)  # latents
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim, bias=False)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, self.heads, self.dim_head).transpose(1, 2)  # [b, heads, n, dim_head]
+
+    def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        x, latents = self.norm1(x), self.norm2(latents)
+        q = self._heads(self.to_q(latents))
+        k, v = (self._heads(t) for t in self.to_kv(torch.cat([x, latents], dim=1)).chunk(2, dim=-1))
+        # Scale q and k by dim_head^-1/4 each (not the product by dim_head^-1/2): same maths,
+        # smaller intermediate values in fp16 -- and the official weights expect exactly this.
+        scale = 1 / math.sqrt(math.sqrt(self.dim_head))
+        w = (q * scale) @ (k * scale).transpose(-2, -1)
+        w = torch.softmax(w.float(), dim=-1).to(w.dtype)
+        out = (w @ v).transpose(1, 2).reshape(latents.shape[0], latents.shape[1], -1)
+        return self.to_out(out)
+
+
+def feed_forward(dim: int, mult: int = 4) -> nn.Sequential:
+    """LayerNorm -> Linear (x mult, no bias) -> GELU -> Linear (no bias); indices 0, 1, 3 as official."""
+    return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * mult, bias=False), nn.GELU(),
+                         nn.Linear(dim * mult, dim, bias=False))
+
+
+class PerceiverResampler(nn.Module):
+    """[B, N, input_dim] -> [B, num_queries, output_dim]."""
+
+    def __init__(self, dim: int, depth: int, num_queries: int, input_dim: int, output_dim: int,
+                 dim_head: int = 64, heads: int = 16, ff_mult: int = 4):
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(1, num_queries, dim) / dim**0.5)
+        self.proj_in = nn.Linear(input_dim, dim)
+        self.proj_out = nn.Linear(dim, output_dim)
+        self.norm_out = nn.LayerNorm(output_dim)
+        self.layers = nn.ModuleList(
+            nn.ModuleList([PerceiverAttention(dim, dim_head, heads), feed_forward(dim, ff_mult)])
+            for _ in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        latents = self.latents.expand(x.shape[0], -1, -1)
+        x = self.proj_in(x)
+        for attn, ff in self.layers:
+            latents = attn(x, latents) + latents
+            latents = ff(latents) + latents
+        return self.norm_out(self.proj_out(latents))
