@@ -33,6 +33,8 @@ def main() -> None:
         for kind in ("clean", "degraded"):
             out[f"{split}_{kind}"] = probe.evaluate(model, split, n=n, degraded=kind == "degraded")
     out["probe_eval_s"] = round(time.time() - t0, 1)
+    # Stress: degradations 1.5x stronger than anything the probe was trained on.
+    out["test_degraded_x1.5"] = probe.evaluate(model, "test", n=1024, degraded=True, strength=1.5)
     print(json.dumps(out, indent=1))
     ok = out["probe_train_s"] <= 120 and all(
         min(out[f"{s}_{k}"].values()) >= (0.99 if k == "clean" else 0.95)

@@ -159,14 +159,15 @@ def degrade(video: torch.Tensor, strength: float = 1.0, generator: torch.Generat
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(probe: AttributeProbe, split: str = "test", n: int = 1024, degraded: bool = False,
-             seed: int = 0, batch_size: int = 256) -> dict[str, float]:
-    """Per-attribute accuracy on ``n`` clips of a split, clean or degraded (fixed seed)."""
+             seed: int = 0, batch_size: int = 256, strength: float = 1.0) -> dict[str, float]:
+    """Per-attribute accuracy on ``n`` clips of a split, clean or degraded (fixed seed;
+    ``strength`` scales the degradations, 1.0 = the range the probe is trained on)."""
     ds = MovingShapes(split, size=max(n, 1), seed=seed, config=MovingShapesConfig(resolution=PROBE_RESOLUTION))
     gen = torch.Generator().manual_seed(1234 + seed)
     correct = {k: 0 for k in ATTRIBUTES}
     for s in range(0, n, batch_size):
         b = ds[list(range(s, min(n, s + batch_size)))]
-        video = degrade(b["video"], 1.0, gen) if degraded else b["video"]
+        video = degrade(b["video"], strength, gen) if degraded else b["video"]
         pred = probe.predict(video)
         for k in ATTRIBUTES:
             correct[k] += (pred[k] == b[k]).sum().item()
