@@ -65,7 +65,8 @@ def guided(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float = GUIDANCE
     v = v_uncond + scale * (v_cond - v_uncond)
     if rescale > 0:
         dims = tuple(range(1, v.ndim))
-        v_rescaled = v * (v_cond.std(dim=dims, keepdim=True) / v.std(dim=dims, keepdim=True))
+        # (the clamp only matters for an all-constant v, e.g. a zero-initialised UNet: 0, not NaN)
+        v_rescaled = v * (v_cond.std(dim=dims, keepdim=True) / v.std(dim=dims, keepdim=True).clamp_min(1e-12))
         v = rescale * v_rescaled + (1 - rescale) * v
     return v
 

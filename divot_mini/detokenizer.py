@@ -1,0 +1,114 @@
+"""The Divot de-tokenizer: Divot tokens -> UNet context -> DDIM denoising -> a 16-frame clip.
+
+    tokens [B, N, d] --image_proj_model (Perceiver resampler)--> context [B, L, context_dim]
+    noise [B, C, 16, h, w] --VideoUNet(x_t, t, context) + DDIM + CFG--> latents --decode--> clip
+
+The unconditional context of classifier-free guidance is, as in the official code, the context of
+an all-zeros (mid-grey) video: the tokenizer's answer to "nothing". The UNet denoises in a latent
+space: the SD KL-f8 VAE at full size, and a parameter-free pixel-unshuffle at mini size (see
+notebook 03 for why).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import diffusion
+from .perceiver_resampler import PerceiverResampler
+from .unet import UNetConfig, VideoUNet
+
+
+@dataclass(frozen=True)
+class DetokenizerConfig:
+    token_dim: int = 256
+    num_context: int = 125        # UNet context length (77 + 48 in the official split)
+    resampler_dim: int = 1024
+    resampler_depth: int = 6
+    resampler_heads: int = 16
+    resampler_dim_head: int = 64
+    unet: UNetConfig = UNetConfig.full()
+    latent: str = "vae"           # "vae" (SD KL-f8, 4 channels, /8) or "unshuffle" (pixel-unshuffle)
+    unshuffle: int = 4            # pixel-unshuffle factor when latent == "unshuffle"
+    vae_scale: float = 0.18215
+
+    @classmethod
+    def full(cls) -> "DetokenizerConfig":
+        return cls()
+
+    @classmethod
+    def mini(cls, token_dim: int = 32, unshuffle: int = 4) -> "DetokenizerConfig":
+        unet = UNetConfig.mini(in_channels=3 * unshuffle**2, context_dim=64, text_context_len=16)
+        return cls(token_dim=token_dim, num_context=24, resampler_dim=64, resampler_depth=2,
+                   resampler_heads=4, resampler_dim_head=16, unet=unet, latent="unshuffle",
+                   unshuffle=unshuffle)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DivotDetokenizer(nn.Module):
+    def __init__(self, cfg: DetokenizerConfig | None = None, vae: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or DetokenizerConfig.mini()
+        self.image_proj_model = PerceiverResampler(
+            dim=cfg.resampler_dim, depth=cfg.resampler_depth, num_queries=cfg.num_context,
+            input_dim=cfg.token_dim, output_dim=cfg.unet.context_dim,
+            dim_head=cfg.resampler_dim_head, heads=cfg.resampler_heads)
+        self.diffusion_model = VideoUNet(cfg.unet)
+        self.vae = vae  # only for latent == "vae"
+        self.scheduler = diffusion.make_scheduler()
+
+    # -- latent space ------------------------------------------------------------------------
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Clip [B, T, 3, H, W] in [-1, 1] -> latents [B, C, T, h, w]."""
+        B, T = video.shape[:2]
+        if self.cfg.latent == "unshuffle":
+            z = F.pixel_unshuffle(video.flatten(0, 1), self.cfg.unshuffle)
+        else:
+            z = self.vae.encode(video.flatten(0, 1)).latent_dist.sample() * self.cfg.vae_scale
+        return z.view(B, T, *z.shape[1:]).transpose(1, 2)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents [B, C, T, h, w] -> clip [B, T, 3, H, W] (clamped to [-1, 1]), frame by frame."""
+        B, C, T = z.shape[:3]
+        flat = z.transpose(1, 2).flatten(0, 1)
+        if self.cfg.latent == "unshuffle":
+            x = F.pixel_shuffle(flat, self.cfg.unshuffle)
+        else:
+            x = self.vae.decode(flat / self.cfg.vae_scale).sample
+        return x.view(B, T, *x.shape[1:]).clamp(-1, 1)
+
+    # -- conditioning ------------------------------------------------------------------------
+    def context(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.ndim != 3 or tokens.shape[-1] != self.cfg.token_dim:
+            raise ValueError(f"expected Divot tokens [B, N, {self.cfg.token_dim}], got {tuple(tokens.shape)}")
+        if not torch.isfinite(tokens).all():
+            raise ValueError("Divot tokens contain NaN or infinite values")
+        return self.image_proj_model(tokens)
+
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """v-prediction for noised latents z_t given Divot tokens."""
+        return self.diffusion_model(z_t, t, self.context(tokens))
+
+    @torch.no_grad()
+    def sample(self, tokens: torch.Tensor, uncond_tokens: torch.Tensor | None = None,
+               frames: int = 16, size: int = 32, steps: int = diffusion.DDIM_STEPS,
+               guidance_scale: float = diffusion.GUIDANCE_SCALE,
+               guidance_rescale: float = diffusion.GUIDANCE_RESCALE, eta: float = diffusion.DDIM_ETA,
+               generator: torch.Generator | None = None, trajectory: list | None = None) -> torch.Tensor:
+        """Decode tokens to clips [B, frames, 3, size, size] with DDIM (+ CFG if uncond_tokens)."""
+        ctx = self.context(tokens)
+        unc = None if uncond_tokens is None else self.context(uncond_tokens)
+        if self.cfg.latent == "unshuffle":
+            c, h = 3 * self.cfg.unshuffle**2, size // self.cfg.unshuffle
+        else:
+            c, h = self.cfg.unet.in_channels, size // 8
+        z = diffusion.ddim_sample(
+            lambda x, t, cx: self.diffusion_model(x, t, cx), ctx, unc, (len(tokens), c, frames, h, h),
+            steps, guidance_scale, guidance_rescale, eta, generator, trajectory, self.scheduler)
+        if trajectory is not None:
+            trajectory[:] = [self.decode(x0) for x0 in trajectory]
+        return self.decode(z)
