@@ -15,7 +15,7 @@ import torch
 from divot_mini import checkpoints
 
 # Modules that register checkpoints when imported.
-PROVIDERS = ["divot_mini.probe"]
+PROVIDERS = ["divot_mini.probe", "divot_mini.frozen_vit"]
 
 
 def main() -> None:
