@@ -345,10 +345,12 @@ if L is not None:
             return MovingShapes(split, size=self.sizes[split], seed=self.seed, config=self.config)
 
         def train_dataloader(self):
-            # The epoch number reseeds the order, so a resumed run does not replay the same batches.
+            # The epoch reseeds the order (a resumed run does not replay the same batches) and so
+            # does the process rank (under DDP every process draws different clips).
             epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            rank = self.trainer.global_rank if self.trainer is not None else 0
             return batches(self.dataset("train"), self.batch_size, shuffle=True,
-                           seed=self.seed * 1000 + epoch,
+                           seed=self.seed * 1000 + epoch + 1_000_003 * rank,
                            num_samples=self.batch_size * self.steps_per_epoch, drop_last=True)
 
         def val_dataloader(self):

@@ -223,6 +223,8 @@ def quiet_lightning() -> None:
         logging.getLogger(utilities).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*litlogger.*")
+    # the frozen ViT is in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
 
 
 def train_probe(probe: AttributeProbe, seed: int = 0, steps: int = 600, batch_size: int = 64,

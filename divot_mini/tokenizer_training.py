@@ -1,0 +1,86 @@
+"""Training the Divot tokenizer *through* the diffusion de-tokenizer (the paper's central idea).
+
+No labels and no captions: a clip's 5 sampled frames go through the frozen ViT and the tokenizer;
+the de-tokenizer's UNet must denoise all 16 frames given those tokens. The only loss is the
+denoising loss (v-prediction MSE), so the tokenizer learns whatever the UNet needs to know about the
+clip -- what is in it and how it moves. With probability ``cond_drop`` the tokenizer sees an
+all-zeros video instead, which teaches the unconditional context that classifier-free guidance
+needs (the official unconditional context is exactly the tokens of an all-zeros video).
+
+The module is plain Lightning: it runs unchanged on one CPU, under DDP on several processes, or on
+GPUs (``scripts/train_tokenizer.py --devices 2 --strategy ddp`` is the smoke test).
+"""
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from . import diffusion
+from .data import tokenizer_frames
+from .detokenizer import DivotDetokenizer
+from .frozen_vit import FrozenViT
+from .tokenizer import DivotTokenizer
+
+
+class DivotTokenizerTraining(L.LightningModule):
+    def __init__(self, vit: FrozenViT, tokenizer: DivotTokenizer, detokenizer: DivotDetokenizer,
+                 lr: float = 1e-3, cond_drop: float = 0.1, high_noise_frac: float = 0.0,
+                 total_steps: int = 1000, weight_decay: float = 0.0):
+        super().__init__()
+        self.vit, self.tokenizer, self.detokenizer = vit, tokenizer, detokenizer
+        self.lr, self.cond_drop, self.high_noise_frac = lr, cond_drop, high_noise_frac
+        self.total_steps, self.weight_decay = total_steps, weight_decay
+
+    # -- the pieces a notebook calls -----------------------------------------------------------
+    def tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """Clips [B, 16, 3, H, W] -> Divot tokens [B, N, d] (from the 5 sampled frames)."""
+        return self.tokenizer(self.vit(tokenizer_frames(video)))
+
+    def uncond_tokens(self, like: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens of an all-zeros (mid-grey) video: the unconditional input of CFG."""
+        size = self.vit.image_size
+        zeros = torch.zeros(1, 16, 3, size, size, device=self.device)
+        tok = self.tokens(zeros)
+        return tok if like is None else tok.expand_as(like)
+
+    @torch.no_grad()
+    def reconstruct(self, video: torch.Tensor, steps: int = 25, guidance_scale: float = 1.0,
+                    generator: torch.Generator | None = None, **kw) -> torch.Tensor:
+        tokens = self.tokens(video)
+        unc = self.uncond_tokens(tokens) if guidance_scale != 1.0 else None
+        return self.detokenizer.sample(tokens, unc, frames=video.shape[1], size=video.shape[-1],
+                                       steps=steps, guidance_scale=guidance_scale,
+                                       generator=generator, **kw)
+
+    # -- training ------------------------------------------------------------------------------
+    def denoising_loss(self, video: torch.Tensor) -> torch.Tensor:
+        B = video.shape[0]
+        frames = tokenizer_frames(video)
+        drop = torch.rand(B, device=video.device) < self.cond_drop
+        frames = torch.where(drop[:, None, None, None, None], torch.zeros_like(frames), frames)
+        tokens = self.tokenizer(self.vit(frames))
+        z0 = self.detokenizer.encode(video)
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (B,), device=video.device)
+        if self.high_noise_frac > 0:  # optional bias towards the noise levels where tokens matter most
+            high = torch.rand(B, device=video.device) < self.high_noise_frac
+            t = torch.where(high, torch.randint_like(t, 900, diffusion.NUM_TRAIN_TIMESTEPS), t)
+        z_t, v = diffusion.v_target(self.detokenizer.scheduler, z0, noise, t)
+        return F.mse_loss(self.detokenizer(z_t, t, tokens), v)
+
+    def training_step(self, batch, _):
+        loss = self.denoising_loss(batch["video"])
+        self.log("loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["video"]))
+        return loss
+
+    def validation_step(self, batch, _):
+        self.log("val_loss", self.denoising_loss(batch["video"]), prog_bar=True, sync_dist=True,
+                 batch_size=len(batch["video"]))
+
+    def configure_optimizers(self):
+        params = list(self.tokenizer.parameters()) + list(self.detokenizer.parameters())
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
+                                                    pct_start=0.05)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
