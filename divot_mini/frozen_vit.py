@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig, CLIPVisionModel
 
 from . import checkpoints
-from .data import COLOURS, SHAPES, MovingShapes, MovingShapesConfig
+from .fit import fit_on_moving_shapes
+from .data import COLOURS, SHAPES, MovingShapes
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -145,19 +146,8 @@ def zero_shot_accuracy(model: CLIPModel, split: str = "test", n: int = 512, seed
 
 def train_tiny_clip(model: CLIPModel, seed: int = 0, steps: int = 300, batch_size: int = 128,
                     progress: bool = True) -> dict:
-    from .data import MovingShapesDataModule
-    from .probe import quiet_lightning
-
-    quiet_lightning()
-    L.seed_everything(seed, verbose=False)
-    dm = MovingShapesDataModule(batch_size=batch_size, seed=seed, steps_per_epoch=steps,
-                                config=MovingShapesConfig(resolution=model.config.vision_config.image_size))
-    trainer = L.Trainer(max_steps=steps, max_epochs=1, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=progress,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    model.train()
-    trainer.fit(TinyCLIPPretraining(model, total_steps=steps), train_dataloaders=dm.train_dataloader())
-    model.eval()
+    fit_on_moving_shapes(TinyCLIPPretraining(model, total_steps=steps), model, steps, batch_size,
+                         seed, model.config.vision_config.image_size, progress)
     return {"zero_shot_test": zero_shot_accuracy(model, "test"),
             "zero_shot_heldout": zero_shot_accuracy(model, "heldout")}
 

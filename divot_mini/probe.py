@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoints
+from .fit import fit_on_moving_shapes, quiet_lightning  # noqa: F401 (re-exported)
 from .data import ATTRIBUTES, MovingShapes, MovingShapesConfig
 
 PROBE_RESOLUTION = 32
@@ -212,36 +213,11 @@ class ProbeTraining(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def quiet_lightning() -> None:
-    """Keep notebook output to the progress bar: no hardware banner, tips or known-harmless warnings."""
-    import logging
-    import warnings
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for utilities in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators"):
-        logging.getLogger(utilities).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*litlogger.*")
-    # the frozen ViT is in eval mode on purpose
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-
-
 def train_probe(probe: AttributeProbe, seed: int = 0, steps: int = 600, batch_size: int = 64,
                 progress: bool = True, evaluate_after: bool = True) -> dict:
     """Train in place with Lightning; returns measured accuracies (test + held-out, clean + degraded)."""
-    from .data import MovingShapesDataModule
-
-    quiet_lightning()
-    L.seed_everything(seed, workers=True, verbose=False)
-    dm = MovingShapesDataModule(batch_size=batch_size, seed=seed, steps_per_epoch=steps,
-                                config=MovingShapesConfig(resolution=PROBE_RESOLUTION))
-    trainer = L.Trainer(max_steps=steps, max_epochs=1, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=progress,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    probe.train()
-    trainer.fit(ProbeTraining(probe, total_steps=steps), train_dataloaders=dm.train_dataloader())
-    probe.eval()
+    fit_on_moving_shapes(ProbeTraining(probe, total_steps=steps), probe, steps, batch_size, seed,
+                         PROBE_RESOLUTION, progress)
     if not evaluate_after:
         return {}
     return {f"{split}_{kind}": evaluate(probe, split, n=1024 if split == "test" else 512,

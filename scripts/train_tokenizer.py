@@ -18,7 +18,7 @@ from transformers import CLIPModel, CLIPVisionModel
 from divot_mini.data import MovingShapesDataModule
 from divot_mini.detokenizer import DetokenizerConfig, DivotDetokenizer
 from divot_mini.frozen_vit import FrozenViT, load_frozen_vit, tiny_clip_config
-from divot_mini.probe import quiet_lightning
+from divot_mini.fit import quiet_lightning
 from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
 from divot_mini.tokenizer_training import DivotTokenizerTraining
 
