@@ -98,8 +98,10 @@ class DivotDetokenizer(nn.Module):
                frames: int = 16, size: int = 32, steps: int = diffusion.DDIM_STEPS,
                guidance_scale: float = diffusion.GUIDANCE_SCALE,
                guidance_rescale: float = diffusion.GUIDANCE_RESCALE, eta: float = diffusion.DDIM_ETA,
-               generator: torch.Generator | None = None, trajectory: list | None = None) -> torch.Tensor:
-        """Decode tokens to clips [B, frames, 3, size, size] with DDIM (+ CFG if uncond_tokens)."""
+               generator: torch.Generator | None = None, trajectory: list | None = None,
+               spacing: str = "official") -> torch.Tensor:
+        """Decode tokens to clips [B, frames, 3, size, size] with DDIM (+ CFG if uncond_tokens).
+        ``spacing="trailing"`` for few-step decoding (see :func:`diffusion.make_scheduler`)."""
         ctx = self.context(tokens)
         unc = None if uncond_tokens is None else self.context(uncond_tokens)
         if self.cfg.latent == "unshuffle":
@@ -108,7 +110,8 @@ class DivotDetokenizer(nn.Module):
             c, h = self.cfg.unet.in_channels, size // 8
         z = diffusion.ddim_sample(
             lambda x, t, cx: self.diffusion_model(x, t, cx), ctx, unc, (len(tokens), c, frames, h, h),
-            steps, guidance_scale, guidance_rescale, eta, generator, trajectory, self.scheduler)
+            steps, guidance_scale, guidance_rescale, eta, generator, trajectory,
+            diffusion.make_scheduler(spacing))
         if trajectory is not None:
             trajectory[:] = [self.decode(x0) for x0 in trajectory]
         return self.decode(z)

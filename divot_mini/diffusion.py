@@ -30,11 +30,21 @@ DDIM_STEPS = 50
 DDIM_ETA = 1.0
 
 
-def make_scheduler() -> DDIMScheduler:
-    """The official schedule as a diffusers scheduler (gives exactly the official 50 timesteps)."""
+def make_scheduler(spacing: str = "official") -> DDIMScheduler:
+    """The official schedule as a diffusers scheduler.
+
+    ``spacing="official"`` gives exactly the official timesteps (50 steps: 981, 961, ..., 1). With
+    few steps that spacing starts far below t = 999 (1 step: t = 1!), i.e. it treats pure noise as
+    a half-clean sample; ``spacing="trailing"`` always starts at t = 999, the fix recommended with
+    zero-terminal-SNR schedules (Lin et al., 2024). The course uses it for few-step decoding.
+    """
+    if spacing not in ("official", "trailing"):
+        raise ValueError(f"spacing must be 'official' or 'trailing', got {spacing!r}")
     return DDIMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_start=0.00085, beta_end=0.012,
                          beta_schedule="scaled_linear", prediction_type="v_prediction",
-                         rescale_betas_zero_snr=True, timestep_spacing="leading", steps_offset=1,
+                         rescale_betas_zero_snr=True,
+                         timestep_spacing="leading" if spacing == "official" else "trailing",
+                         steps_offset=1 if spacing == "official" else 0,
                          set_alpha_to_one=False, clip_sample=False)
 
 

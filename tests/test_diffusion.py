@@ -73,3 +73,15 @@ def test_cfg_runs_both_contexts_in_one_batch(sched):
     D.ddim_sample(model, torch.ones(1, 1, 1), torch.zeros(1, 1, 1), (1, 1, 4), steps=2,
                   generator=torch.Generator().manual_seed(0), scheduler=sched)
     assert seen == [[1.0, 0.0], [1.0, 0.0]]
+
+
+def test_trailing_spacing_starts_at_pure_noise():
+    official, trailing = D.make_scheduler(), D.make_scheduler("trailing")
+    official.set_timesteps(1)
+    trailing.set_timesteps(1)
+    assert official.timesteps.tolist() == [1]  # why the course decodes few-step with "trailing"
+    assert trailing.timesteps.tolist() == [999]
+    trailing.set_timesteps(4)
+    assert trailing.timesteps.tolist()[0] == 999
+    with pytest.raises(ValueError, match="spacing"):
+        D.make_scheduler("leading")
