@@ -33,6 +33,7 @@ class DetokenizerConfig:
     latent: str = "vae"           # "vae" (SD KL-f8, 4 channels, /8) or "unshuffle" (pixel-unshuffle)
     unshuffle: int = 4            # pixel-unshuffle factor when latent == "unshuffle"
     vae_scale: float = 0.18215
+    vae_downsample: int = 8       # spatial factor of the VAE (SD KL-f8: 8)
 
     @classmethod
     def full(cls) -> "DetokenizerConfig":
@@ -58,7 +59,7 @@ class DivotDetokenizer(nn.Module):
             input_dim=cfg.token_dim, output_dim=cfg.unet.context_dim,
             dim_head=cfg.resampler_dim_head, heads=cfg.resampler_heads)
         self.diffusion_model = VideoUNet(cfg.unet)
-        self.vae = vae  # only for latent == "vae"
+        self.first_stage_model = vae  # the VAE (official name), only for latent == "vae"
         self.scheduler = diffusion.make_scheduler()
 
     # -- latent space ------------------------------------------------------------------------
@@ -68,7 +69,8 @@ class DivotDetokenizer(nn.Module):
         if self.cfg.latent == "unshuffle":
             z = F.pixel_unshuffle(video.flatten(0, 1), self.cfg.unshuffle)
         else:
-            z = self.vae.encode(video.flatten(0, 1)).latent_dist.sample() * self.cfg.vae_scale
+            with torch.no_grad():  # the VAE is frozen
+                z = self.first_stage_model.encode(video.flatten(0, 1)).latent_dist.sample() * self.cfg.vae_scale
         return z.view(B, T, *z.shape[1:]).transpose(1, 2)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -78,7 +80,7 @@ class DivotDetokenizer(nn.Module):
         if self.cfg.latent == "unshuffle":
             x = F.pixel_shuffle(flat, self.cfg.unshuffle)
         else:
-            x = self.vae.decode(flat / self.cfg.vae_scale).sample
+            x = self.first_stage_model.decode(flat / self.cfg.vae_scale).sample
         return x.view(B, T, *x.shape[1:]).clamp(-1, 1)
 
     # -- conditioning ------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class DivotDetokenizer(nn.Module):
         if self.cfg.latent == "unshuffle":
             c, h = 3 * self.cfg.unshuffle**2, size // self.cfg.unshuffle
         else:
-            c, h = self.cfg.unet.in_channels, size // 8
+            c, h = self.cfg.unet.in_channels, size // self.cfg.vae_downsample
         z = diffusion.ddim_sample(
             lambda x, t, cx: self.diffusion_model(x, t, cx), ctx, unc, (len(tokens), c, frames, h, h),
             steps, guidance_scale, guidance_rescale, eta, generator, trajectory,

@@ -52,3 +52,26 @@ def test_bad_tokens():
         det.context(torch.randn(1, 16, 31))
     with pytest.raises(ValueError, match="NaN"):
         det.context(torch.full((1, 16, 32), float("nan")))
+
+
+def test_vae_latent_path_shapes():
+    from diffusers import AutoencoderKL
+
+    from divot_mini.unet import UNetConfig
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+                        up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(8, 16, 16),
+                        latent_channels=4, layers_per_block=1, norm_num_groups=8, sample_size=32)
+    cfg = DetokenizerConfig(token_dim=32, num_context=24, resampler_dim=64, resampler_depth=1,
+                            resampler_heads=4, resampler_dim_head=16,
+                            unet=UNetConfig.mini(in_channels=4, context_dim=64, text_context_len=16),
+                            latent="vae", vae_scale=1.0, vae_downsample=4)
+    det = DivotDetokenizer(cfg, vae=vae).eval()
+    clip = torch.rand(1, 4, 3, 32, 32) * 2 - 1
+    z = det.encode(clip)
+    assert z.shape == (1, 4, 4, 8, 8) and not z.requires_grad
+    assert det.decode(z).shape == clip.shape
+    out = det.sample(torch.randn(1, 16, 32), frames=4, size=32, steps=1, spacing="trailing")
+    assert out.shape == (1, 4, 3, 32, 32)
+    assert any(k.startswith("first_stage_model.") for k in det.state_dict())  # the official name
