@@ -41,6 +41,8 @@ class DetokenizerConfig:
 
     @classmethod
     def mini(cls, token_dim: int = 32, unshuffle: int = 4) -> "DetokenizerConfig":
+        # Provisional: the mini de-tokenizer has not yet been trained to the course's bars; which
+        # latent space (pixel-unshuffle or a small AutoencoderKL) it uses is still being measured.
         unet = UNetConfig.mini(in_channels=3 * unshuffle**2, context_dim=64, text_context_len=16)
         return cls(token_dim=token_dim, num_context=24, resampler_dim=64, resampler_depth=2,
                    resampler_heads=4, resampler_dim_head=16, unet=unet, latent="unshuffle",
