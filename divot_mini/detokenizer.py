@@ -34,6 +34,8 @@ class DetokenizerConfig:
     unshuffle: int = 4            # pixel-unshuffle factor when latent == "unshuffle"
     vae_scale: float = 0.18215
     vae_downsample: int = 8       # spatial factor of the VAE (SD KL-f8: 8)
+    vae_sample: bool = True       # official: sample the posterior; False: use its mean (a small VAE
+                                  # trained with a weak KL has a wide posterior, see RESULTS.md)
 
     @classmethod
     def full(cls) -> "DetokenizerConfig":
@@ -72,7 +74,8 @@ class DivotDetokenizer(nn.Module):
             z = F.pixel_unshuffle(video.flatten(0, 1), self.cfg.unshuffle)
         else:
             with torch.no_grad():  # the VAE is frozen
-                z = self.first_stage_model.encode(video.flatten(0, 1)).latent_dist.sample() * self.cfg.vae_scale
+                post = self.first_stage_model.encode(video.flatten(0, 1)).latent_dist
+                z = (post.sample() if self.cfg.vae_sample else post.mode()) * self.cfg.vae_scale
         return z.view(B, T, *z.shape[1:]).transpose(1, 2)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
