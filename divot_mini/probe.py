@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoints
-from .fit import fit_on_moving_shapes, quiet_lightning  # noqa: F401 (re-exported)
+from .fit import fit_on_moving_shapes
 from .data import ATTRIBUTES, MovingShapes, MovingShapesConfig
 
 PROBE_RESOLUTION = 32
