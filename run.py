@@ -54,7 +54,13 @@ def course(py: Path, retrain: bool) -> None:
     env = dict(os.environ)
     env.pop("DIVOT_FAST", None)
     if retrain:
-        env["DIVOT_RETRAIN"] = "all"
+        # Train everything from scratch, once: an empty weights folder stands in for the shipped one
+        # and a new cache folder receives what is trained (your existing cache is left untouched).
+        fresh = ROOT / "build" / f"retrain-{time.strftime('%Y%m%d-%H%M%S')}"
+        (fresh / "shipped").mkdir(parents=True)
+        env["DIVOT_SHIPPED"], env["DIVOT_CACHE"] = str(fresh / "shipped"), str(fresh / "cache")
+        env.pop("DIVOT_RETRAIN", None)
+        print(f"retraining from scratch into {fresh / 'cache'}", flush=True)
     out = ROOT / "build" / "executed"
     out.mkdir(parents=True, exist_ok=True)
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):

@@ -56,6 +56,9 @@ class CheckpointSpec:
 
 
 REGISTRY: dict[str, CheckpointSpec] = {}
+# Names retrained in this process because of DIVOT_RETRAIN: a later load uses that fresh cache file
+# instead of training again (a notebook may load the same checkpoint several times).
+_RETRAINED: set[str] = set()
 
 
 def register(spec: CheckpointSpec) -> CheckpointSpec:
@@ -207,8 +210,10 @@ def load(name: str, verbose: bool = True) -> tuple[torch.nn.Module, dict]:
     spec = REGISTRY[name]
     say = print if verbose else (lambda *a, **k: None)
     module = spec.build()
-    if not forced_retrain(name):
-        for source, directory in (("shipped", shipped_dir()), ("cache", cache_dir())):
+    forced = forced_retrain(name)
+    if not forced or name in _RETRAINED:
+        sources = (("cache", cache_dir()),) if forced else (("shipped", shipped_dir()), ("cache", cache_dir()))
+        for source, directory in sources:
             try:
                 found = verify(spec, directory, module)
             except FileNotFoundError:
@@ -225,4 +230,6 @@ def load(name: str, verbose: bool = True) -> tuple[torch.nn.Module, dict]:
             return module, {**found["provenance"], "source": source}
     say(f"{name}: training from scratch (seed {spec.seed}); it is saved to {cache_dir()}")
     module, prov = train_and_save(spec)
+    if forced:
+        _RETRAINED.add(name)
     return module, {**prov, "source": "trained"}

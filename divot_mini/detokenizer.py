@@ -4,9 +4,9 @@
     noise [B, C, 16, h, w] --VideoUNet(x_t, t, context) + DDIM + CFG--> latents --decode--> clip
 
 The unconditional context of classifier-free guidance is, as in the official code, the context of
-an all-zeros (mid-grey) video: the tokenizer's answer to "nothing". The UNet denoises in a latent
-space: the SD KL-f8 VAE at full size, and a parameter-free pixel-unshuffle at mini size (see
-notebook 03 for why).
+an all-zeros (mid-grey) video: the tokenizer's answer to "nothing". The UNet denoises in the latent
+space of a frozen VAE (diffusers ``AutoencoderKL``): SD's KL-f8 at full size, the course's tiny
+KL-f4 at mini size (``vae.py`` and notebook 03 explain the choice).
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from diffusers import AutoencoderKL
 
 from . import diffusion
 from .perceiver_resampler import PerceiverResampler
 from .unet import UNetConfig, VideoUNet
+from .vae import TINY_VAE_SCALE, VAE_CONFIGS
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,8 @@ class DetokenizerConfig:
     resampler_heads: int = 16
     resampler_dim_head: int = 64
     unet: UNetConfig = UNetConfig.full()
-    latent: str = "vae"           # "vae" (SD KL-f8, 4 channels, /8) or "unshuffle" (pixel-unshuffle)
-    unshuffle: int = 4            # pixel-unshuffle factor when latent == "unshuffle"
-    vae_scale: float = 0.18215
+    vae: str = "sd_kl_f8"         # which AutoencoderKL (vae.VAE_CONFIGS): "sd_kl_f8" or "tiny_kl_f4"
+    vae_scale: float = 0.18215    # latents are multiplied by this (unit variance for the UNet)
     vae_downsample: int = 8       # spatial factor of the VAE (SD KL-f8: 8)
     vae_sample: bool = True       # official: sample the posterior; False: use its mean (a small VAE
                                   # trained with a weak KL has a wide posterior, see RESULTS.md)
@@ -42,13 +42,11 @@ class DetokenizerConfig:
         return cls()
 
     @classmethod
-    def mini(cls, token_dim: int = 32, unshuffle: int = 4) -> "DetokenizerConfig":
-        # Provisional: the mini de-tokenizer has not yet been trained to the course's bars; which
-        # latent space (pixel-unshuffle or a small AutoencoderKL) it uses is still being measured.
-        unet = UNetConfig.mini(in_channels=3 * unshuffle**2, context_dim=64, text_context_len=16)
+    def mini(cls, token_dim: int = 32) -> "DetokenizerConfig":
+        unet = UNetConfig.mini(in_channels=4, context_dim=64, text_context_len=16)
         return cls(token_dim=token_dim, num_context=24, resampler_dim=64, resampler_depth=2,
-                   resampler_heads=4, resampler_dim_head=16, unet=unet, latent="unshuffle",
-                   unshuffle=unshuffle)
+                   resampler_heads=4, resampler_dim_head=16, unet=unet, vae="tiny_kl_f4",
+                   vae_scale=TINY_VAE_SCALE, vae_downsample=4, vae_sample=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,29 +61,25 @@ class DivotDetokenizer(nn.Module):
             input_dim=cfg.token_dim, output_dim=cfg.unet.context_dim,
             dim_head=cfg.resampler_dim_head, heads=cfg.resampler_heads)
         self.diffusion_model = VideoUNet(cfg.unet)
-        self.first_stage_model = vae  # the VAE (official name), only for latent == "vae"
+        # the frozen VAE (official name); built untrained from the config unless one is given
+        self.first_stage_model = vae if vae is not None else AutoencoderKL(**VAE_CONFIGS[cfg.vae])
+        self.first_stage_model.eval().requires_grad_(False)
         self.scheduler = diffusion.make_scheduler()
 
     # -- latent space ------------------------------------------------------------------------
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Clip [B, T, 3, H, W] in [-1, 1] -> latents [B, C, T, h, w]."""
         B, T = video.shape[:2]
-        if self.cfg.latent == "unshuffle":
-            z = F.pixel_unshuffle(video.flatten(0, 1), self.cfg.unshuffle)
-        else:
-            with torch.no_grad():  # the VAE is frozen
-                post = self.first_stage_model.encode(video.flatten(0, 1)).latent_dist
-                z = (post.sample() if self.cfg.vae_sample else post.mode()) * self.cfg.vae_scale
+        with torch.no_grad():  # the VAE is frozen
+            post = self.first_stage_model.encode(video.flatten(0, 1)).latent_dist
+            z = (post.sample() if self.cfg.vae_sample else post.mode()) * self.cfg.vae_scale
         return z.view(B, T, *z.shape[1:]).transpose(1, 2)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents [B, C, T, h, w] -> clip [B, T, 3, H, W] (clamped to [-1, 1]), frame by frame."""
         B, C, T = z.shape[:3]
         flat = z.transpose(1, 2).flatten(0, 1)
-        if self.cfg.latent == "unshuffle":
-            x = F.pixel_shuffle(flat, self.cfg.unshuffle)
-        else:
-            x = self.first_stage_model.decode(flat / self.cfg.vae_scale).sample
+        x = self.first_stage_model.decode(flat / self.cfg.vae_scale).sample
         return x.view(B, T, *x.shape[1:]).clamp(-1, 1)
 
     # -- conditioning ------------------------------------------------------------------------
@@ -111,10 +105,7 @@ class DivotDetokenizer(nn.Module):
         ``spacing="trailing"`` for few-step decoding (see :func:`diffusion.make_scheduler`)."""
         ctx = self.context(tokens)
         unc = None if uncond_tokens is None else self.context(uncond_tokens)
-        if self.cfg.latent == "unshuffle":
-            c, h = 3 * self.cfg.unshuffle**2, size // self.cfg.unshuffle
-        else:
-            c, h = self.cfg.unet.in_channels, size // self.cfg.vae_downsample
+        c, h = self.cfg.unet.in_channels, size // self.cfg.vae_downsample
         z = diffusion.ddim_sample(
             lambda x, t, cx: self.diffusion_model(x, t, cx), ctx, unc, (len(tokens), c, frames, h, h),
             steps, guidance_scale, guidance_rescale, eta, generator, trajectory,

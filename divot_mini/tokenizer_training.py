@@ -12,20 +12,23 @@ GPUs (``scripts/train_tokenizer.py --devices 2 --strategy ddp`` is the smoke tes
 """
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from . import diffusion
+from . import checkpoints, diffusion
 from .data import tokenizer_frames
-from .detokenizer import DivotDetokenizer
+from .detokenizer import DetokenizerConfig, DivotDetokenizer
 from .frozen_vit import FrozenViT
-from .tokenizer import DivotTokenizer
+from .tokenizer import DivotTokenizer, TokenizerConfig
 
 
 class DivotTokenizerTraining(L.LightningModule):
     def __init__(self, vit: FrozenViT, tokenizer: DivotTokenizer, detokenizer: DivotDetokenizer,
-                 lr: float = 1e-3, cond_drop: float = 0.1, high_noise_frac: float = 0.0,
+                 lr: float = 1e-3, cond_drop: float = 0.1, high_noise_frac: float = 0.3,
                  total_steps: int = 1000, weight_decay: float = 0.0):
         super().__init__()
         self.vit, self.tokenizer, self.detokenizer = vit, tokenizer, detokenizer
@@ -79,8 +82,69 @@ class DivotTokenizerTraining(L.LightningModule):
                  batch_size=len(batch["video"]))
 
     def configure_optimizers(self):
-        params = list(self.tokenizer.parameters()) + list(self.detokenizer.parameters())
+        # the ViT and the VAE stay frozen: only the tokenizer, the image-projection resampler and the UNet learn
+        params = (list(self.tokenizer.parameters()) + list(self.detokenizer.image_proj_model.parameters())
+                  + list(self.detokenizer.diffusion_model.parameters()))
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
                                                     pct_start=0.05)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# ----------------------------------------------------------------------------- the course's weights
+class DivotPair(nn.Module):
+    """What the joint training produces and the course ships: the tokenizer and the de-tokenizer
+    (image-projection resampler + UNet + its frozen VAE). The frozen ViT is its own checkpoint
+    (``tiny_clip``), as the official tokenizer checkpoint omits the ViT too."""
+
+    def __init__(self, vit_width: int = 64, vit_grid: int = 8):
+        super().__init__()
+        self.tokenizer = DivotTokenizer(TokenizerConfig.mini(vit_dim=vit_width, patch_grid=vit_grid))
+        self.detokenizer = DivotDetokenizer(DetokenizerConfig.mini(token_dim=self.tokenizer.cfg.token_dim))
+
+
+TOKENIZER_STEPS = 600
+TOKENIZER_BATCH = 8
+TOKENIZER_LR = 1e-3
+
+
+def train_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
+               batch_size: int = TOKENIZER_BATCH, progress: bool = True, evaluate: bool = True) -> dict:
+    """Joint self-supervised training (frozen tiny-CLIP ViT, frozen tiny VAE), then measurements."""
+    from .fit import fit_on_moving_shapes
+    from .frozen_vit import load_frozen_vit
+    from .vae import load_tiny_vae
+
+    vit = load_frozen_vit(verbose=progress)
+    pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=progress).state_dict())
+    module = DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=TOKENIZER_LR,
+                                    total_steps=steps)
+    fit_on_moving_shapes(module, pair, steps, batch_size, seed, vit.image_size, progress)
+    if not evaluate:
+        return {}
+    from .probe import load_probe
+    from .tokenizer_evaluation import linear_probe_report, reconstruction_report
+    return {**reconstruction_report(module, load_probe(verbose=progress), n=128),
+            **linear_probe_report(module, n_train=512, n_test=256)}
+
+
+checkpoints.register(checkpoints.CheckpointSpec(
+    name="divot_tokenizer",
+    build=DivotPair,
+    train=lambda m, seed: train_pair(m, seed),
+    config={"tokenizer": TokenizerConfig.mini(vit_dim=64, patch_grid=8).to_dict(),
+            "detokenizer": json.loads(json.dumps(DetokenizerConfig.mini().to_dict())),
+            "steps": TOKENIZER_STEPS, "batch_size": TOKENIZER_BATCH, "lr": TOKENIZER_LR,
+            "cond_drop": 0.1, "high_noise_frac": 0.3, "vit": "tiny_clip", "vae": "tiny_vae"},
+    seed=0,
+    command="python scripts/train.py divot_tokenizer --ship",
+))
+
+
+def load_trained(verbose: bool = True) -> DivotTokenizerTraining:
+    """The trained mini tokenizer + de-tokenizer with their frozen ViT, ready to tokenize and decode."""
+    from .frozen_vit import load_frozen_vit
+
+    pair, _ = checkpoints.load("divot_tokenizer", verbose=verbose)
+    return DivotTokenizerTraining(load_frozen_vit(verbose=verbose), pair.tokenizer,
+                                  pair.detokenizer).eval()

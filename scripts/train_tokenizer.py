@@ -21,6 +21,7 @@ from divot_mini.frozen_vit import FrozenViT, load_frozen_vit, tiny_clip_config
 from divot_mini.fit import quiet_lightning
 from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
 from divot_mini.tokenizer_training import DivotTokenizerTraining
+from divot_mini.vae import load_tiny_vae
 
 
 class StopAfter(L.Callback):
@@ -39,6 +40,8 @@ def build(random_vit: bool, total_steps: int, lr: float) -> DivotTokenizerTraini
         vit = load_frozen_vit(verbose=False)
     tok = DivotTokenizer(TokenizerConfig.mini(vit_dim=vit.width, patch_grid=vit.grid))
     det = DivotDetokenizer(DetokenizerConfig.mini())
+    if not random_vit:  # the trained tiny VAE (weights policy); smoke tests keep a random one
+        det.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
     return DivotTokenizerTraining(vit, tok, det, lr=lr, total_steps=total_steps)
 
 

@@ -114,8 +114,12 @@ def test_forced_retrain(dirs, monkeypatch):
     spec, calls = _toy()
     checkpoints.train_and_save(spec, shipped)
     monkeypatch.setenv("DIVOT_RETRAIN", "other,toy")
+    monkeypatch.setattr(checkpoints, "_RETRAINED", set())
     _, prov = checkpoints.load("toy", verbose=False)
     assert prov["source"] == "trained" and len(calls) == 2
+    # retrained once per process: the next load takes the fresh cache file, not the shipped one
+    _, prov = checkpoints.load("toy", verbose=False)
+    assert prov["source"] == "cache" and len(calls) == 2
     monkeypatch.setenv("DIVOT_RETRAIN", "other")
     assert checkpoints.load("toy", verbose=False)[1]["source"] == "shipped"
     monkeypatch.setenv("DIVOT_RETRAIN", "all")

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Benchmark of the tokenizer stage (issue 3): train it from scratch and measure what it learned.
+
+    python benchmarks/tokenizer_stage.py              # uses the shipped/cached weights, measures quality
+    python benchmarks/tokenizer_stage.py --retrain    # trains tiny CLIP + tiny VAE + tokenizer/de-tokenizer
+                                                      # from scratch into a fresh cache, times each stage
+
+Bars (issue 3): reconstruction attribute accuracy >= 0.95 per attribute on the test split (probe on
+DDIM-decoded tokens), linear probes on tokens >= 0.95 per attribute, whole stage <= 15 min on 2 cores.
+Results are written to benchmarks/results/tokenizer_stage.json; the numbers are in RESULTS.md.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+BARS = {"recon": 0.95, "tokens": 0.95, "minutes": 15.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--retrain", action="store_true", help="train every piece from scratch (fresh cache)")
+    ap.add_argument("--n", type=int, default=256, help="test clips for the reconstruction numbers")
+    ap.add_argument("--steps", type=int, default=10, help="DDIM steps (trailing spacing) for decoding")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tokenizer_stage.json"))
+    args = ap.parse_args()
+    if args.retrain:
+        os.environ["DIVOT_CACHE"] = tempfile.mkdtemp(prefix="divot-bench-")
+        os.environ["DIVOT_RETRAIN"] = "tiny_clip,tiny_vae,divot_tokenizer"
+    from divot_mini import checkpoints, probe, tokenizer_evaluation as ev
+    from divot_mini import frozen_vit, vae  # noqa: F401  (register their checkpoints)
+    from divot_mini.tokenizer_training import load_trained
+
+    t0 = time.time()
+    model = load_trained(verbose=True)
+    wall = time.time() - t0
+    provs = {name: checkpoints.load(name, verbose=False)[1] if not args.retrain else None
+             for name in ("tiny_clip", "tiny_vae", "divot_tokenizer")}
+    result = {"threads": torch.get_num_threads(), "retrained": args.retrain}
+    if args.retrain:
+        result["train_minutes_total"] = round(wall / 60, 2)
+    else:
+        secs = {n: p["train_seconds"] for n, p in provs.items()}
+        result["train_seconds_recorded"] = secs
+        result["train_minutes_total"] = round(sum(secs.values()) / 60, 2)
+    t1 = time.time()
+    report = ev.reconstruction_report(model, probe.load_probe(verbose=False), n=args.n, steps=args.steps)
+    report.update(ev.linear_probe_report(model))
+    result["eval_seconds"] = round(time.time() - t1, 1)
+    result.update({k: round(v, 4) for k, v in report.items()})
+    checks = {f"recon_{a} >= {BARS['recon']}": report[f"recon_{a}"] >= BARS["recon"]
+              for a in ("shape", "colour", "motion")}
+    checks.update({f"tokens_{a} >= {BARS['tokens']}": report[f"tokens_{a}"] >= BARS["tokens"]
+                   for a in ("shape", "colour", "motion")})
+    checks[f"train minutes <= {BARS['minutes']}"] = result["train_minutes_total"] <= BARS["minutes"]
+    result["bars"] = checks
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    sys.exit(0 if all(checks.values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
