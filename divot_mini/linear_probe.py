@@ -45,8 +45,13 @@ def probe_accuracy(train_x: torch.Tensor, train_labels: dict, test_x: torch.Tens
 
     Features are flattened per clip and standardised with the training statistics.
     """
+    if train_x.ndim < 2 or test_x.ndim < 2:
+        raise ValueError(f"expected features [N, ...] per clip, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
     train_x, test_x = train_x.flatten(1).float(), test_x.flatten(1).float()
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"train and test features differ in size: {train_x.shape[1]} vs {test_x.shape[1]}")
+    mean, std = train_x.mean(0), train_x.std(0)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features: leave unscaled
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     out = {}
     for name, classes in ATTRIBUTES.items():
