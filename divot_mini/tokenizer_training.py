@@ -103,7 +103,7 @@ class DivotPair(nn.Module):
         self.detokenizer = DivotDetokenizer(DetokenizerConfig.mini(token_dim=self.tokenizer.cfg.token_dim))
 
 
-TOKENIZER_STEPS = 600
+TOKENIZER_STEPS = 1200
 TOKENIZER_BATCH = 8
 TOKENIZER_LR = 1e-3
 
