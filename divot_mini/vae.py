@@ -58,15 +58,20 @@ class VAEPretraining(L.LightningModule):
         self.vae, self.lr, self.total_steps = vae, lr, total_steps
         self.kl_weight, self.frames_per_clip = kl_weight, frames_per_clip
 
-    def training_step(self, batch, _):
+    def loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, reconstruction MSE) on ``frames_per_clip`` random frames of each clip."""
         video = batch["video"]
         pick = torch.randint(0, video.shape[1], (len(video), self.frames_per_clip), device=video.device)
         frames = video[torch.arange(len(video))[:, None], pick].flatten(0, 1)
         post = self.vae.encode(frames).latent_dist
         rec = self.vae.decode(post.sample()).sample
         mse, kl = F.mse_loss(rec, frames), post.kl().mean()
+        return mse + self.kl_weight * kl, mse
+
+    def training_step(self, batch, _):
+        loss, mse = self.loss(batch)
         self.log("mse", mse, prog_bar=True)
-        return mse + self.kl_weight * kl
+        return loss
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.vae.parameters(), lr=self.lr)
