@@ -23,7 +23,7 @@ def quiet_lightning() -> None:
 
 def fit_on_moving_shapes(task: L.LightningModule, model: torch.nn.Module, steps: int,
                          batch_size: int, seed: int, resolution: int = 32,
-                         progress: bool = True) -> None:
+                         progress: bool = True, gradient_clip_val: float | None = None) -> None:
     """Train ``task`` (which updates ``model``) for ``steps`` batches of Moving Shapes training clips
     on the CPU; ``model`` is left in eval mode."""
     quiet_lightning()
@@ -32,7 +32,8 @@ def fit_on_moving_shapes(task: L.LightningModule, model: torch.nn.Module, steps:
                                 config=MovingShapesConfig(resolution=resolution))
     trainer = L.Trainer(max_steps=steps, max_epochs=1, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress,
-                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                        gradient_clip_val=gradient_clip_val)
     model.train()
     trainer.fit(task, train_dataloaders=dm.train_dataloader())
     model.eval()

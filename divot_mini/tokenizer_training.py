@@ -106,6 +106,7 @@ class DivotPair(nn.Module):
 TOKENIZER_STEPS = 1200
 TOKENIZER_BATCH = 8
 TOKENIZER_LR = 1e-3
+TOKENIZER_CLIP = 1.0
 
 
 def train_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
@@ -119,7 +120,10 @@ def train_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
     pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=progress).state_dict())
     module = DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=TOKENIZER_LR,
                                     total_steps=steps)
-    fit_on_moving_shapes(module, pair, steps, batch_size, seed, vit.image_size, progress)
+    # Gradient clipping at norm 1, as the official training. Measured without it: the tokens'
+    # spread across clips collapsed to 0.01 and decoding ignored the tokens (benchmarks/RESULTS.md).
+    fit_on_moving_shapes(module, pair, steps, batch_size, seed, vit.image_size, progress,
+                         gradient_clip_val=TOKENIZER_CLIP)
     if not evaluate:
         return {}
     from .probe import load_probe
@@ -135,6 +139,7 @@ checkpoints.register(checkpoints.CheckpointSpec(
     config={"tokenizer": TokenizerConfig.mini(vit_dim=64, patch_grid=8).to_dict(),
             "detokenizer": json.loads(json.dumps(DetokenizerConfig.mini().to_dict())),
             "steps": TOKENIZER_STEPS, "batch_size": TOKENIZER_BATCH, "lr": TOKENIZER_LR,
+            "gradient_clip": TOKENIZER_CLIP,
             "cond_drop": 0.1, "high_noise_frac": 0.3, "vit": "tiny_clip", "vae": "tiny_vae"},
     seed=0,
     command="python scripts/train.py divot_tokenizer --ship",

@@ -39,6 +39,7 @@ class UNetConfig:
     norm_groups: int = 32
     dropout: float = 0.1
     default_fs: int = 3
+    coord_channels: bool = False   # mini only: append 2 coordinate maps (y, x in [-1, 1]) to the input
 
     @classmethod
     def full(cls) -> "UNetConfig":
@@ -49,7 +50,7 @@ class UNetConfig:
         return cls(in_channels=in_channels, out_channels=in_channels, model_channels=32,
                    channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1, 2),
                    num_head_channels=16, context_dim=context_dim, text_context_len=text_context_len,
-                   init_attn_heads=2, norm_groups=8, dropout=0.0)
+                   init_attn_heads=2, norm_groups=8, dropout=0.0, coord_channels=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,7 +185,11 @@ class VideoUNet(nn.Module):
                                        text_context_len=cfg.text_context_len),
                     TemporalTransformer(ch, heads, cfg.num_head_channels, g)]
 
-        self.input_blocks = nn.ModuleList([UNetStage([nn.Conv2d(cfg.in_channels, mc, 3, padding=1)])])
+        # Coordinate channels (mini only): at t = 999 the input is pure noise and a small UNet on an
+        # 8x8 grid has little else to tell *where* to draw the shape the tokens describe; the
+        # official 32x32 UNet (and its pre-training) gets by with the borders' zero padding.
+        conv_in = cfg.in_channels + (2 if cfg.coord_channels else 0)
+        self.input_blocks = nn.ModuleList([UNetStage([nn.Conv2d(conv_in, mc, 3, padding=1)])])
         self.init_attn = UNetStage([TemporalTransformer(mc, cfg.init_attn_heads, cfg.num_head_channels,
                                                         g, linear=False)])
         skips, ch, ds = [mc], mc, 1
@@ -237,6 +242,10 @@ class VideoUNet(nn.Module):
         emb = emb.repeat_interleave(t, dim=0)
         context = context.repeat_interleave(t, dim=0)
         hcur = x.transpose(1, 2).reshape(b * t, -1, h, w)
+        if cfg.coord_channels:
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype),
+                                    torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype), indexing="ij")
+            hcur = torch.cat([hcur, torch.stack([ys, xs]).expand(b * t, 2, h, w)], dim=1)
         hs = []
         for i, stage in enumerate(self.input_blocks):
             hcur = stage(hcur, emb, context, t)

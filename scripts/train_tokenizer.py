@@ -20,7 +20,7 @@ from divot_mini.detokenizer import DetokenizerConfig, DivotDetokenizer
 from divot_mini.frozen_vit import FrozenViT, load_frozen_vit, tiny_clip_config
 from divot_mini.fit import quiet_lightning
 from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
-from divot_mini.tokenizer_training import DivotTokenizerTraining
+from divot_mini.tokenizer_training import TOKENIZER_CLIP, DivotTokenizerTraining
 from divot_mini.vae import load_tiny_vae
 
 
@@ -72,7 +72,8 @@ def main() -> None:
                                                                        every_n_train_steps=1)]
                         + ([StopAfter(args.stop_after)] if args.stop_after else []),
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=1,
-                        val_check_interval=max(1, args.steps), use_distributed_sampler=False)
+                        val_check_interval=max(1, args.steps), use_distributed_sampler=False,
+                        gradient_clip_val=TOKENIZER_CLIP)
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=args.resume)
     if trainer.is_global_zero:
