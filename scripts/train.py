@@ -15,7 +15,8 @@ import torch
 from divot_mini import checkpoints
 
 # Modules that register checkpoints when imported.
-PROVIDERS = ["divot_mini.probe", "divot_mini.frozen_vit", "divot_mini.vae", "divot_mini.tokenizer_training"]
+PROVIDERS = ["divot_mini.probe", "divot_mini.frozen_vit", "divot_mini.vae", "divot_mini.tokenizer_training",
+             "divot_mini.llm_training"]
 
 
 def main() -> None:

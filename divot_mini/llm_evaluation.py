@@ -1,0 +1,190 @@
+"""Scoring Divot-LLM: captions and answers read from Divot tokens, clips written from captions.
+
+* **Captioning**: the model reads a clip's tokens, is asked ``what does this video describe?`` and
+  answers greedily (``generate()`` with the frame-token forcing of :class:`divot_llm.FrameTokenForcing`).
+  A caption is right when it names all three attributes right (:func:`parse_caption`); the exact
+  sentence is reported too.
+* **Question answering**: the three questions of :func:`data.questions`; an answer is right when it
+  is exactly the attribute's word.
+* **Text-to-video**: ``[INST] generate a video of {caption} [/INST]\\n<vid>`` -> one forward with the N
+  query positions -> GMM sample per token -> the de-tokenizer decodes the clip (few-step DDIM,
+  trailing spacing, as :func:`tokenizer_evaluation.decode_tokens`) -> the attribute probe reads it.
+
+Everything is scored on clips the model never trained on: the test split and the held-out
+attribute combinations (``data.HELD_OUT``), whose captions never occur in training.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import text_tokenizer as tt
+from .data import ATTRIBUTES, MovingShapes
+from .data import caption as make_caption
+from .divot_llm import DivotLLM, comprehension_example, generation_prompt
+
+UNKNOWN = -1
+
+
+# ----------------------------------------------------------------------------- parsing and scoring
+def parse_caption(text: str) -> dict[str, int]:
+    """The attribute indices a caption names; -1 where it names none or more than one value.
+
+    ``"a red circle moves left"`` -> {"shape": 0, "colour": 0, "motion": 0}.
+    """
+    words = tt._words(text)
+    out = {}
+    for attr, values in ATTRIBUTES.items():
+        named = [i for i, v in enumerate(values) if v in words]
+        out[attr] = named[0] if len(named) == 1 else UNKNOWN
+    return out
+
+
+def caption_scores(texts: list[str], labels: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``caption_all``: share of captions with all three attributes right; ``caption_{attr}``: per
+    attribute; ``caption_exact``: word for word the dataset's caption."""
+    n = len(texts)
+    if n == 0 or any(len(labels[k]) != n for k in ATTRIBUTES):
+        raise ValueError(f"need one label per caption and at least one caption; got {n} captions, "
+                         f"labels of lengths {[len(labels[k]) for k in ATTRIBUTES]}")
+    parsed = [parse_caption(t) for t in texts]
+    right = {k: torch.tensor([p[k] == int(y) for p, y in zip(parsed, labels[k])]) for k in ATTRIBUTES}
+    truth = [make_caption(*(int(labels[k][i]) for k in ATTRIBUTES)) for i in range(n)]
+    out = {"caption_all": torch.stack(list(right.values())).all(0).float().mean().item()}
+    out.update({f"caption_{k}": v.float().mean().item() for k, v in right.items()})
+    out["caption_exact"] = sum(t.strip() == y for t, y in zip(texts, truth)) / n
+    return out
+
+
+def answer_accuracy(answers: list[str], attribute: str, labels: torch.Tensor) -> float:
+    """Share of answers that are exactly the attribute's word (``"circle"``, ``"left"``, ...)."""
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES)}, got {attribute!r}")
+    if len(answers) != len(labels) or not answers:
+        raise ValueError(f"need one label per answer; got {len(answers)} answers, {len(labels)} labels")
+    values = ATTRIBUTES[attribute]
+    return sum(a.strip() == values[int(y)] for a, y in zip(answers, labels)) / len(answers)
+
+
+# ----------------------------------------------------------------------------- comprehension
+def comprehension_prompts(text_tokenizer, task: str, n: int, num_tokens: int = tt.MINI_NUM_TOKENS
+                          ) -> torch.Tensor:
+    """``n`` copies of the prompt of ``task`` ("caption" or an attribute): [n, L] ids."""
+    from .llm_training import question_of
+
+    ids = comprehension_example(text_tokenizer, question_of(task), num_tokens=num_tokens)["input_ids"]
+    return torch.tensor([ids] * n)
+
+
+@torch.no_grad()
+def answer(model: DivotLLM, text_tokenizer, video_tokens: torch.Tensor, task: str = "caption",
+           batch_size: int = 256, max_new_tokens: int = 10, **generate_kwargs) -> list[str]:
+    """The model's text for each clip's tokens [M, N, d] under one task (greedy by default;
+    the frame-token forcing processor is :meth:`DivotLLM.generate_text`'s default)."""
+    model.eval()
+    kw = {"do_sample": False, "max_new_tokens": max_new_tokens, **generate_kwargs}
+    kw.setdefault("pad_token_id", text_tokenizer.pad_token_id)
+    out = []
+    for s in range(0, len(video_tokens), batch_size):
+        tok = video_tokens[s:s + batch_size]
+        ids = comprehension_prompts(text_tokenizer, task, len(tok), model.num_tokens)
+        new = model.generate_text(ids, attention_mask=torch.ones_like(ids), video_tokens=tok[:, None], **kw)
+        out += [tt.decode_words(text_tokenizer, row) for row in new]
+    return out
+
+
+def comprehension_scores(model: DivotLLM, text_tokenizer, table, batch_size: int = 256) -> dict:
+    """Caption and QA accuracies on a :class:`llm_training.TokenTable`."""
+    labels = table.labels()
+    out = caption_scores(answer(model, text_tokenizer, table.tokens, "caption", batch_size), labels)
+    qa = {k: answer_accuracy(answer(model, text_tokenizer, table.tokens, k, batch_size), k, labels[k])
+          for k in ATTRIBUTES}
+    out.update({f"qa_{k}": v for k, v in qa.items()})
+    out["qa"] = sum(qa.values()) / len(qa)
+    return out
+
+
+def comprehension_report(model: DivotLLM, text_tokenizer, tokenizer_model, n: int = 512,
+                         splits: tuple[str, ...] = ("test", "heldout"), seed: int = 0) -> dict:
+    """:func:`comprehension_scores` on the first ``n`` clips of each split, keys ``{split}_{score}``."""
+    from .llm_training import token_table
+
+    out = {}
+    for split in splits:
+        table = token_table(tokenizer_model, split, n, seed=seed)
+        out.update({f"{split}_{k}": v for k, v in comprehension_scores(model, text_tokenizer, table).items()})
+    return out
+
+
+# ----------------------------------------------------------------------------- text-to-video
+def generation_prompts(text_tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``<s>[INST] generate a video of {caption} [/INST]\\n<vid>`` for each caption, left-padded:
+    (ids [B, L], attention_mask [B, L])."""
+    vid = tt.special_token_id(text_tokenizer, tt.VID_BOI_TOKEN)
+    rows = [generation_prompt(text_tokenizer, c) + [vid] for c in captions]
+    L = max(len(r) for r in rows)
+    pad = text_tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (L - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (L - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+@torch.no_grad()
+def writes_vid(model: DivotLLM, text_tokenizer, captions: list[str]) -> float:
+    """Share of generation prompts (without ``<vid>``) after which the model's greedy next token is
+    ``<vid>``: the official generation first lets the model write text up to ``<vid>``."""
+    vid = tt.special_token_id(text_tokenizer, tt.VID_BOI_TOKEN)
+    ids, mask = generation_prompts(text_tokenizer, captions)
+    ids, mask = ids[:, :-1], mask[:, :-1]  # drop <vid>: left padding keeps the ends aligned
+    out = model(input_ids=ids, attention_mask=mask)
+    return (out.logits[:, -1].argmax(-1) == vid).float().mean().item()
+
+
+@torch.no_grad()
+def generate_clip_tokens(model: DivotLLM, text_tokenizer, captions: list[str], seed: int = 0,
+                         sample: bool = True, batch_size: int = 128, **sample_kwargs) -> torch.Tensor:
+    """Divot tokens [B, N, d] written by the model for each caption (one forward per batch; GMM
+    sampling with a seeded generator, ``var_scale`` 0.1 by default; ``sample=False``: mixture mean)."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for s in range(0, len(captions), batch_size):
+        ids, mask = generation_prompts(text_tokenizer, captions[s:s + batch_size])
+        kw = {"generator": g, **sample_kwargs} if sample else {}
+        out.append(model.generate_video_tokens(ids, mask, sample=sample, **kw))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def text_to_video(model: DivotLLM, text_tokenizer, tokenizer_model, captions: list[str], seed: int = 0,
+                  steps: int = 10, sample: bool = True, **sample_kwargs) -> torch.Tensor:
+    """Clips [B, 16, 3, 32, 32] generated from captions: LLM -> tokens -> de-tokenizer (``steps``
+    trailing DDIM steps, fixed noise seed)."""
+    from .tokenizer_evaluation import decode_tokens
+
+    tokens = generate_clip_tokens(model, text_tokenizer, captions, seed, sample, **sample_kwargs)
+    return decode_tokens(tokenizer_model, tokens, steps=steps, seed=seed)
+
+
+def probe_scores(probe, videos: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per-attribute probe accuracy of clips against the attributes they should show, and ``all``."""
+    pred = probe.predict(videos)
+    right = {k: pred[k] == labels[k] for k in ATTRIBUTES}
+    out = {k: v.float().mean().item() for k, v in right.items()}
+    out["all"] = torch.stack(list(right.values())).all(0).float().mean().item()
+    return out
+
+
+def text_to_video_report(model: DivotLLM, text_tokenizer, tokenizer_model, probe, n: int = 64,
+                         splits: tuple[str, ...] = ("test", "heldout"), seed: int = 0,
+                         steps: int = 10) -> dict:
+    """Probe accuracy of clips generated from the captions of the first ``n`` clips of each split:
+    keys ``t2v_{split}_{attr}`` / ``t2v_{split}_all``; plus ``writes_vid``."""
+    out = {}
+    for split in splits:
+        labels = MovingShapes(split, size=n, seed=seed).attributes(list(range(n)))
+        labels = {k: labels[k] for k in ATTRIBUTES}
+        caps = [make_caption(*(int(labels[k][i]) for k in ATTRIBUTES)) for i in range(n)]
+        videos = text_to_video(model, text_tokenizer, tokenizer_model, caps, seed=seed, steps=steps)
+        out.update({f"t2v_{split}_{k}": v for k, v in probe_scores(probe, videos, labels).items()})
+        out[f"writes_vid_{split}"] = writes_vid(model, text_tokenizer, caps)
+    return out

@@ -1,0 +1,435 @@
+"""Training Divot-LLM on Moving Shapes: comprehension (LM loss) and generation (GMM loss) in one model.
+
+The official pre-training mixes two kinds of examples in every step, and so does this module:
+
+* **comprehension** -- the LLM *reads* a clip's Divot tokens and writes text, next-token loss on the
+  answer only: ``[INST] <vid><frame> N tokens </frame></vid>what does this video describe? [/INST]\\n``
+  -> ``a red circle moves left``, or one of the questions of :func:`data.questions` -> ``circle``;
+* **generation** -- the LLM reads a caption and *writes* the clip: ``[INST] generate a video of ...
+  [/INST]\\n`` -> ``<vid><frame>`` + N query positions, whose output states go through the GMM head
+  and are scored by the mixture NLL of the clip's real tokens (plus the text loss on ``<vid>``,
+  ``</vid>`` and EOS).
+
+One step = one comprehension batch + one generation batch, two forwards (a :class:`DivotLLM` batch
+must read and write the same number of clips in every sample), loss = their sum with
+``lm_loss + gen_loss_scale * gmm_loss``.
+
+**Where the Divot tokens come from.** The tokenizer is frozen, and cheap next to the LLM but not free
+(about 10-25 ms per clip on a CPU core: the frozen ViT on 5 frames plus the tokenizer). So training
+does not tokenize clips on the fly: it precomputes a :class:`TokenTable` -- the tokens of a fixed
+set of training clips (``data.MovingShapes("train")[0 .. n-1]``) with their attributes -- once, at the
+start. That costs one tokenizer pass per clip instead of one per use, makes every batch a pure
+function of (seed, step) and therefore makes a resumed run continue exactly where it stopped. The
+price is a finite set of clips (4,096 by default, ~100 per training combination): enough here,
+because the LLM learns a handful of facts per clip, not pixels.
+
+**Resumable.** Each step's batch is drawn from a generator seeded by ``(seed, global_step)``, not from
+the position in the data loader, so resuming from a Lightning checkpoint (``ckpt_path``) replays no
+batch and skips none: 2 x 5 steps with a restart give the same weights as 10 steps in one go.
+
+The trained model ships as the checkpoint ``divot_llm`` (weights policy: shipped -> cache -> train;
+``python scripts/train.py divot_llm [--ship]``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from . import checkpoints
+from . import text_tokenizer as tt
+from .data import ATTRIBUTES, MovingShapes, partial_caption, questions
+from .data import caption as make_caption
+from .divot_llm import DivotLLM, collate, comprehension_example, generation_example
+
+# The tasks a comprehension example can be: the caption, or one question per attribute.
+COMPREHENSION_TASKS = ("caption",) + tuple(ATTRIBUTES)
+
+
+# ----------------------------------------------------------------------------- token tables
+@dataclass
+class TokenTable:
+    """Divot tokens of a fixed set of clips with their attributes: ``tokens`` [M, N, d],
+    ``shape``/``colour``/``motion`` [M] (indices into data.SHAPES/COLOURS/MOTIONS)."""
+
+    tokens: torch.Tensor
+    shape: torch.Tensor
+    colour: torch.Tensor
+    motion: torch.Tensor
+    split: str = "train"
+
+    def __post_init__(self):
+        if self.tokens.ndim != 3:
+            raise ValueError(f"tokens must be [clips, N, d], got {tuple(self.tokens.shape)}")
+        for k in ATTRIBUTES:
+            if getattr(self, k).shape != (len(self.tokens),):
+                raise ValueError(f"{k} must be [{len(self.tokens)}], got {tuple(getattr(self, k).shape)}")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def labels(self, index=None) -> dict[str, torch.Tensor]:
+        sel = slice(None) if index is None else index
+        return {k: getattr(self, k)[sel] for k in ATTRIBUTES}
+
+    def captions(self, index=None) -> list[str]:
+        lab = self.labels(index)
+        return [make_caption(s, c, m) for s, c, m in
+                zip(lab["shape"].tolist(), lab["colour"].tolist(), lab["motion"].tolist())]
+
+    def head(self, n: int) -> "TokenTable":
+        return TokenTable(self.tokens[:n], self.shape[:n], self.colour[:n], self.motion[:n], self.split)
+
+
+@torch.no_grad()
+def token_table(tokenizer_model, split: str = "train", n: int = 4096, seed: int = 0,
+                batch_size: int = 128) -> TokenTable:
+    """Tokenize clips 0..n-1 of ``split`` with the frozen Divot tokenizer (``tokenizer_model.tokens``,
+    e.g. :func:`tokenizer_training.load_trained`); rendered and tokenized in batches."""
+    ds = MovingShapes(split, size=n, seed=seed)
+    parts, labels = [], {k: [] for k in ATTRIBUTES}
+    was_training = getattr(tokenizer_model, "training", False)
+    tokenizer_model.eval()
+    for s in range(0, n, batch_size):
+        b = ds[list(range(s, min(n, s + batch_size)))]
+        parts.append(tokenizer_model.tokens(b["video"]).float())
+        for k in ATTRIBUTES:
+            labels[k].append(b[k])
+    tokenizer_model.train(was_training)
+    return TokenTable(torch.cat(parts), *(torch.cat(labels[k]) for k in ATTRIBUTES), split=split)
+
+
+def synthetic_token_table(n: int = 512, split: str = "train", num_tokens: int = tt.MINI_NUM_TOKENS,
+                          token_dim: int = 32, noise: float = 0.3, seed: int = 0) -> TokenTable:
+    """Hand-made "oracle" tokens for tests and demonstrations: a fixed random code of each attribute
+    (one random [N, d] pattern per value, summed) plus Gaussian noise. Attributes are those of clips
+    0..n-1 of ``split`` (so held-out combinations stay held out)."""
+    a = MovingShapes(split, size=n, seed=seed).attributes(list(range(n)))
+    g = torch.Generator().manual_seed(1234)
+    code = {k: torch.randn(len(v), num_tokens, token_dim, generator=g) for k, v in ATTRIBUTES.items()}
+    tokens = sum(code[k][a[k]] for k in ATTRIBUTES) / 3 ** 0.5
+    tokens = tokens + noise * torch.randn(tokens.shape, generator=torch.Generator().manual_seed(seed + 1))
+    return TokenTable(tokens, a["shape"], a["colour"], a["motion"], split=split)
+
+
+# ----------------------------------------------------------------------------- token standardisation
+class StandardizedDivotLLM(DivotLLM):
+    """:class:`DivotLLM` that reads and writes Divot tokens standardised per (position, dimension).
+
+    Why: the LLM can only use what varies *across clips*. The course's tokenizer ends in a LayerNorm,
+    so its tokens have unit scale overall, but most of that is a part shared by every clip (the
+    Perceiver's learned queries); what distinguishes one clip from another can be a small fraction of
+    it (measured on the first shipped mini tokenizer: std across clips 0.014 against 1.0 overall). The
+    input projection would have to learn a ~70x gain before the tokens could steer the LLM. So the
+    course model subtracts the training clips' mean token and divides by their std across clips
+    (``token_mean`` / ``token_std`` [N, d], buffers fitted once by :meth:`fit_token_stats` and saved
+    with the weights). Identity stats (mean 0, std 1) give back the official model exactly.
+
+    Callers pass and receive *raw* tokenizer tokens: ``embed`` (reading), ``forward``'s
+    ``target_tokens`` (the GMM loss) and ``generate_video_tokens`` (mapped back to the tokenizer's
+    scale for the de-tokenizer) convert internally.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("token_mean", torch.zeros(self.num_tokens, self.token_dim))
+        self.register_buffer("token_std", torch.ones(self.num_tokens, self.token_dim))
+
+    @torch.no_grad()
+    def fit_token_stats(self, tokens: torch.Tensor, eps: float = 1e-6) -> None:
+        """Set the stats from raw tokens [M, N, d] of training clips."""
+        if tokens.ndim != 3 or tokens.shape[1:] != (self.num_tokens, self.token_dim) or len(tokens) < 2:
+            raise ValueError(f"need tokens [clips >= 2, {self.num_tokens}, {self.token_dim}], "
+                             f"got {tuple(tokens.shape)}")
+        self.token_mean.copy_(tokens.mean(0))
+        self.token_std.copy_(tokens.std(0) + eps)
+
+    def standardize(self, tokens: torch.Tensor) -> torch.Tensor:
+        return (tokens - self.token_mean.to(tokens.dtype)) / self.token_std.to(tokens.dtype)
+
+    def unstandardize(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens * self.token_std.to(tokens.dtype) + self.token_mean.to(tokens.dtype)
+
+    def embed(self, input_ids, attention_mask=None, video_tokens=None):
+        if video_tokens is not None and torch.is_tensor(video_tokens) and video_tokens.shape[-2:] == \
+                self.token_mean.shape:
+            video_tokens = self.standardize(video_tokens)
+        return super().embed(input_ids, attention_mask, video_tokens)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, video_tokens=None, target_tokens=None):
+        if target_tokens is not None and target_tokens.shape[-2:] == self.token_mean.shape:
+            target_tokens = self.standardize(target_tokens)
+        return super().forward(input_ids, attention_mask, labels, video_tokens, target_tokens)
+
+    @torch.no_grad()
+    def generate_video_tokens(self, *args, **kwargs) -> torch.Tensor:
+        return self.unstandardize(super().generate_video_tokens(*args, **kwargs))
+
+
+# ----------------------------------------------------------------------------- examples
+def comprehension_prompt_answer(task: str, shape: int, colour: int, motion: int) -> tuple[str, str]:
+    """(instruction after the video, expected answer) of one comprehension task: ``"caption"`` or
+    an attribute name (its question from :func:`data.questions`)."""
+    if task == "caption":
+        return tt.DESCRIBE_VIDEO, make_caption(shape, colour, motion)
+    if task not in ATTRIBUTES:
+        raise ValueError(f"task must be one of {COMPREHENSION_TASKS}, got {task!r}")
+    return dict(zip(ATTRIBUTES, questions(shape, colour, motion)))[task]
+
+
+def question_of(task: str) -> str:
+    """The instruction text of a comprehension task ("caption" or an attribute name)."""
+    return comprehension_prompt_answer(task, 0, 0, 0)[0]
+
+
+# ----------------------------------------------------------------------------- the LightningModule
+class DivotLLMTraining(L.LightningModule):
+    """Trains a :class:`DivotLLM` on a :class:`TokenTable` with the mixed comprehension + generation
+    objective. The batch of step ``t`` is :meth:`make_batch` ``(t)``: the data loader only counts
+    steps (see the module docstring).
+
+    ``caption_frac``: share of comprehension examples that are captions (the rest are the three
+    questions, equally often). ``partial_frac``: share of generation examples whose prompt leaves one
+    attribute out (``data.partial_caption``; the GMM must then cover every value of it).
+    ``comp_batch`` / ``gen_batch``: examples per step of each kind (0 switches a kind off).
+    A :class:`StandardizedDivotLLM` gets its token stats from the table here (``fit_stats``).
+    """
+
+    def __init__(self, model: DivotLLM, text_tokenizer, table: TokenTable, lr: float = 1e-3,
+                 total_steps: int = 600, comp_batch: int = 32, gen_batch: int = 32,
+                 caption_frac: float = 0.5, partial_frac: float = 0.2, gen_loss_scale: float = 1.0,
+                 weight_decay: float = 0.01, warmup_frac: float = 0.05, seed: int = 0,
+                 fit_stats: bool = True):
+        super().__init__()
+        if comp_batch <= 0 and gen_batch <= 0:
+            raise ValueError("comp_batch and gen_batch cannot both be 0")
+        if table.tokens.shape[1:] != (model.num_tokens, model.token_dim):
+            raise ValueError(f"the table holds tokens {tuple(table.tokens.shape[1:])}, the model reads "
+                             f"({model.num_tokens}, {model.token_dim})")
+        self.model, self.text_tokenizer, self.table = model, text_tokenizer, table
+        if fit_stats and isinstance(model, StandardizedDivotLLM):
+            model.fit_token_stats(table.tokens)
+        self.lr, self.total_steps, self.weight_decay, self.warmup_frac = lr, total_steps, weight_decay, warmup_frac
+        self.comp_batch, self.gen_batch = comp_batch, gen_batch
+        self.caption_frac, self.partial_frac, self.gen_loss_scale = caption_frac, partial_frac, gen_loss_scale
+        self.seed = seed
+        self.history: list[dict] = []  # per step: step, loss, comp_lm, gen_lm, gmm (for plots)
+        self._cache: dict[tuple, dict] = {}
+
+    # -- data -----------------------------------------------------------------------------------
+    def _encode(self, kind: str, *key) -> dict:
+        """Token ids of one example (memoised: there are only a few hundred distinct texts)."""
+        if (kind, *key) not in self._cache:
+            if kind == "comp":
+                task, s, c, m = key
+                q, a = comprehension_prompt_answer(task, s, c, m)
+                ex = comprehension_example(self.text_tokenizer, q, a, num_tokens=self.model.num_tokens)
+            else:
+                ex = generation_example(self.text_tokenizer, key[0], num_tokens=self.model.num_tokens)
+            self._cache[(kind, *key)] = ex
+        return self._cache[(kind, *key)]
+
+    def make_batch(self, step: int) -> dict:
+        """The batch of training step ``step``: a pure function of (seed, step) and the table."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        pad = self.text_tokenizer.pad_token_id
+        batch = {}
+        if self.comp_batch > 0:
+            idx = torch.randint(0, len(self.table), (self.comp_batch,), generator=g)
+            is_cap = torch.rand(self.comp_batch, generator=g) < self.caption_frac
+            which_q = torch.randint(0, len(ATTRIBUTES), (self.comp_batch,), generator=g)
+            lab = self.table.labels(idx)
+            examples = []
+            for j in range(self.comp_batch):
+                task = "caption" if is_cap[j] else tuple(ATTRIBUTES)[int(which_q[j])]
+                examples.append(self._encode("comp", task, *(int(lab[k][j]) for k in ATTRIBUTES)))
+            batch["comp"] = {**collate(examples, pad), "video_tokens": self.table.tokens[idx][:, None]}
+        if self.gen_batch > 0:
+            idx = torch.randint(0, len(self.table), (self.gen_batch,), generator=g)
+            partial = torch.rand(self.gen_batch, generator=g) < self.partial_frac
+            leave = torch.randint(0, len(ATTRIBUTES), (self.gen_batch,), generator=g)
+            lab = self.table.labels(idx)
+            texts = []
+            for j in range(self.gen_batch):
+                s, c, m = (int(lab[k][j]) for k in ATTRIBUTES)
+                texts.append(partial_caption(s, c, m, tuple(ATTRIBUTES)[int(leave[j])]) if partial[j]
+                             else make_caption(s, c, m))
+            examples = [self._encode("gen", t) for t in texts]
+            batch["gen"] = {**collate(examples, pad), "target_tokens": self.table.tokens[idx]}
+        return batch
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        zero = next(self.model.parameters()).new_zeros(())
+        out = {"comp_lm": zero, "gen_lm": zero, "gmm": zero}
+        if "comp" in batch:
+            out["comp_lm"] = self.model(**batch["comp"]).lm_loss
+        if "gen" in batch:
+            o = self.model(**batch["gen"])
+            out["gen_lm"], out["gmm"] = o.lm_loss, o.gen_loss
+        out["loss"] = out["comp_lm"] + out["gen_lm"] + self.gen_loss_scale * out["gmm"]
+        return out
+
+    # -- Lightning ------------------------------------------------------------------------------
+    def train_dataloader(self):
+        # Only counts steps; the batch comes from make_batch(global_step) (exact resumption).
+        return torch.utils.data.DataLoader(list(range(self.total_steps)), batch_size=None)
+
+    def training_step(self, _, __):
+        batch = self.make_batch(int(self.global_step))
+        out = self.losses(batch)
+        self.log("loss", out["loss"], prog_bar=True)
+        self.log("lm", out["comp_lm"], prog_bar=True)
+        self.log("gmm", out["gmm"], prog_bar=True)
+        self.log("gen_lm", out["gen_lm"])
+        self.history.append({"step": int(self.global_step), **{k: float(v.detach()) for k, v in out.items()}})
+        return out["loss"]
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+        rest = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}], lr=self.lr, betas=(0.9, 0.98))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
+                                                    pct_start=self.warmup_frac)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit(task: DivotLLMTraining, steps: int | None = None, ckpt_dir: str | Path | None = None,
+        ckpt_path: str | Path | None = None, every_n_steps: int = 100, progress: bool = True,
+        seed: int = 0) -> L.Trainer:
+    """Run ``task`` up to ``steps`` (default ``task.total_steps``) optimizer steps on the CPU.
+
+    ``ckpt_dir``: write Lightning checkpoints there every ``every_n_steps`` steps and at the end
+    (``last.ckpt``). ``ckpt_path``: resume from that checkpoint (``"last"`` = the newest in
+    ``ckpt_dir``). ``steps`` may stop short of ``task.total_steps`` (the schedule keeps its length),
+    which is how a run is interrupted on purpose in the tests.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from .fit import quiet_lightning
+
+    quiet_lightning()
+    L.seed_everything(seed, workers=True, verbose=False)
+    callbacks = []
+    if ckpt_dir is not None:
+        callbacks.append(ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=every_n_steps,
+                                         save_last=True, save_top_k=-1, filename="step{step}",
+                                         auto_insert_metric_name=False))
+    trainer = L.Trainer(max_steps=steps or task.total_steps, max_epochs=1, accelerator="cpu",
+                        logger=False, enable_checkpointing=ckpt_dir is not None, callbacks=callbacks,
+                        enable_progress_bar=progress, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=0)
+    task.model.train()
+    if ckpt_path == "last":
+        ckpt_path = str(Path(ckpt_dir) / "last.ckpt")
+    import warnings
+    with warnings.catch_warnings():
+        # Our loader only counts steps, so Lightning's "not resumable mid-epoch" warning is moot.
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before.*")
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        if ckpt_path is not None:  # resuming into the folder the interrupted run wrote
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        trainer.fit(task, ckpt_path=None if ckpt_path is None else str(ckpt_path))
+    task.model.eval()
+    return trainer
+
+
+# ----------------------------------------------------------------------------- the course's weights
+LLM_LAYERS, LLM_HIDDEN, LLM_HEADS, LLM_KV_HEADS, LLM_FFN = 4, 256, 4, 2, 768
+LLM_STEPS = 600
+LLM_COMP_BATCH, LLM_GEN_BATCH = 32, 32
+LLM_LR = 1e-3
+LLM_TRAIN_CLIPS = 4096
+LLM_CAPTION_FRAC, LLM_PARTIAL_FRAC = 0.5, 0.2
+
+
+def tokenizer_fingerprint() -> str | None:
+    """sha256 (first 16 hex digits) of the shipped ``divot_tokenizer`` weights, or None if none ship.
+
+    It is part of ``divot_llm``'s config: an LLM trained on one tokenizer's tokens is meaningless
+    with another's, so re-shipping the tokenizer makes the weights policy reject (and retrain) a
+    ``divot_llm`` made before."""
+    import json
+
+    meta = checkpoints.paths(checkpoints.shipped_dir(), "divot_tokenizer")[1]
+    try:
+        return str(json.loads(meta.read_text())["sha256"])[:16]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def build_divot_llm() -> StandardizedDivotLLM:
+    """The course's Divot-LLM (untrained, identity token stats): mini Mistral 4 x 256, GMM head
+    k = 16, N = 16, d = 32."""
+    return StandardizedDivotLLM.mini(tt.build_text_tokenizer(), token_dim=32, num_tokens=tt.MINI_NUM_TOKENS,
+                         head="gmm", hidden_size=LLM_HIDDEN, num_hidden_layers=LLM_LAYERS,
+                         num_attention_heads=LLM_HEADS, num_key_value_heads=LLM_KV_HEADS,
+                         intermediate_size=LLM_FFN)
+
+
+def train_divot_llm(model: DivotLLM, seed: int = 0, steps: int = LLM_STEPS,
+                    n_clips: int = LLM_TRAIN_CLIPS, progress: bool = True, evaluate: bool = True,
+                    ckpt_dir: str | Path | None = None, ckpt_path: str | Path | None = None,
+                    tokenizer_model=None, **task_kwargs) -> dict:
+    """The shipped recipe: tokenize ``n_clips`` training clips with the trained Divot tokenizer,
+    train the mixed objective for ``steps`` steps, then measure (comprehension on test and held-out
+    clips, text-to-video through the de-tokenizer and the probe). Returns the metrics, timings
+    included."""
+    from .tokenizer_training import load_trained
+
+    t0 = time.time()
+    if tokenizer_model is None:
+        tokenizer_model = load_trained(verbose=progress)
+    table = token_table(tokenizer_model, "train", n_clips, seed=0)
+    t_table = time.time() - t0
+    kw = dict(lr=LLM_LR, comp_batch=LLM_COMP_BATCH, gen_batch=LLM_GEN_BATCH,
+              caption_frac=LLM_CAPTION_FRAC, partial_frac=LLM_PARTIAL_FRAC)
+    task = DivotLLMTraining(model, tt.build_text_tokenizer(), table, total_steps=steps, seed=seed,
+                            **{**kw, **task_kwargs})
+    t1 = time.time()
+    trainer = fit(task, ckpt_dir=ckpt_dir, ckpt_path=ckpt_path, progress=progress, seed=seed)
+    t_train = time.time() - t1
+    metrics = {"tokenizer_sha256": tokenizer_fingerprint(), "token_table_seconds": round(t_table, 1), "train_seconds": round(t_train, 1),
+               "steps": steps, "threads": torch.get_num_threads(),
+               **{f"final_{k}": round(float(v), 4) for k, v in trainer.callback_metrics.items()}}
+    if not evaluate:
+        return metrics
+    from .llm_evaluation import comprehension_report, text_to_video_report
+    from .probe import load_probe
+
+    t2 = time.time()
+    text_tok = task.text_tokenizer
+    metrics.update(comprehension_report(model, text_tok, tokenizer_model, n=512))
+    metrics["comprehension_eval_seconds"] = round(time.time() - t2, 1)
+    t3 = time.time()
+    metrics.update(text_to_video_report(model, text_tok, tokenizer_model, load_probe(verbose=progress),
+                                        n=64))
+    metrics["t2v_eval_seconds"] = round(time.time() - t3, 1)
+    return metrics
+
+
+checkpoints.register(checkpoints.CheckpointSpec(
+    name="divot_llm",
+    build=build_divot_llm,
+    train=lambda m, seed: train_divot_llm(m, seed),
+    config={"llm": {"hidden_size": LLM_HIDDEN, "num_hidden_layers": LLM_LAYERS,
+                    "num_attention_heads": LLM_HEADS, "num_key_value_heads": LLM_KV_HEADS,
+                    "intermediate_size": LLM_FFN},
+            "vocabulary": tt.course_vocabulary(), "num_tokens": tt.MINI_NUM_TOKENS, "token_dim": 32,
+            "head": "gmm", "k": 16, "steps": LLM_STEPS, "comp_batch": LLM_COMP_BATCH,
+            "gen_batch": LLM_GEN_BATCH, "lr": LLM_LR, "train_clips": LLM_TRAIN_CLIPS,
+            "caption_frac": LLM_CAPTION_FRAC, "partial_frac": LLM_PARTIAL_FRAC,
+            "token_standardization": "per (position, dim) over the training clips",
+            "tokenizer": "divot_tokenizer", "tokenizer_sha256": tokenizer_fingerprint()},
+    seed=0,
+    command="python scripts/train.py divot_llm --ship",
+))
+
+
+def load_divot_llm(verbose: bool = True) -> tuple[DivotLLM, object]:
+    """(trained Divot-LLM in eval mode, its text tokenizer) through the weights policy."""
+    model, _ = checkpoints.load("divot_llm", verbose=verbose)
+    return model, tt.build_text_tokenizer()
