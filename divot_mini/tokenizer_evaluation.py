@@ -35,13 +35,15 @@ def decode_tokens(model, tokens: torch.Tensor, steps: int = 10, guidance_scale: 
         unc = model.uncond_tokens(tok) if guidance_scale != 1.0 else None
         out.append(model.detokenizer.sample(
             tok, unc, frames=16, size=size, steps=steps, guidance_scale=guidance_scale,
-            generator=torch.Generator().manual_seed(seed + i), spacing="trailing", eta=0.0))
+            generator=torch.Generator().manual_seed(seed + i), spacing="trailing", eta=0.0).cpu())
     return torch.cat(out)
 
 
 @torch.no_grad()
 def tokens_of(model, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    return torch.cat([model.tokens(video[i:i + batch_size]) for i in range(0, len(video), batch_size)])
+    """Tokens of clips (on the model's device, returned on the CPU)."""
+    return torch.cat([model.tokens(video[i:i + batch_size].to(model.device)).cpu()
+                      for i in range(0, len(video), batch_size)])
 
 
 @torch.no_grad()
@@ -51,7 +53,7 @@ def reconstruction_report(model, probe: AttributeProbe, split: str = "test", n: 
     plus the two control experiments (swapped tokens, unconditional context)."""
     model.eval()
     b = clips(split, n, seed)
-    tokens = tokens_of(model, b["video"])
+    tokens = tokens_of(model, b["video"]).to(model.device)
     rec = decode_tokens(model, tokens, steps, guidance_scale, seed=seed, size=b["video"].shape[-1])
     report = {f"recon_{k}": v for k, v in accuracy(probe.predict(rec), b).items()}
     report["psnr"] = psnr(rec, b["video"])
@@ -79,7 +81,8 @@ def linear_probe_report(model, n_train: int = 1024, n_test: int = 512, seed: int
            probe_accuracy(tokens_of(model, tr["video"]), tr, tokens_of(model, te["video"]), te).items()}
 
     def frame_feats(video):
-        return torch.cat([model.vit(video[i:i + 64, 8:9]) for i in range(0, len(video), 64)])
+        return torch.cat([model.vit(video[i:i + 64, 8:9].to(model.device)).cpu()
+                          for i in range(0, len(video), 64)])
 
     out.update({f"single_frame_vit_{k}": v for k, v in
                 probe_accuracy(frame_feats(tr["video"]), tr, frame_feats(te["video"]), te).items()})

@@ -29,8 +29,11 @@ from .tokenizer import DivotTokenizer, TokenizerConfig
 class DivotTokenizerTraining(L.LightningModule):
     def __init__(self, vit: FrozenViT, tokenizer: DivotTokenizer, detokenizer: DivotDetokenizer,
                  lr: float = 1e-3, cond_drop: float = 0.1, high_noise_frac: float = 0.3,
-                 total_steps: int = 1000, weight_decay: float = 0.0):
+                 total_steps: int = 1000, weight_decay: float = 0.0, lr_schedule: str = "onecycle"):
         super().__init__()
+        if lr_schedule not in ("onecycle", "constant"):
+            raise ValueError(f"lr_schedule must be 'onecycle' or 'constant', got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self.vit, self.tokenizer, self.detokenizer = vit, tokenizer, detokenizer
         self.lr, self.cond_drop, self.high_noise_frac = lr, cond_drop, high_noise_frac
         self.total_steps, self.weight_decay = total_steps, weight_decay
@@ -86,8 +89,12 @@ class DivotTokenizerTraining(L.LightningModule):
         params = (list(self.tokenizer.parameters()) + list(self.detokenizer.image_proj_model.parameters())
                   + list(self.detokenizer.diffusion_model.parameters()))
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
-                                                    pct_start=0.05)
+        if self.lr_schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
+                                                        pct_start=0.05)
+        else:  # linear warm-up over 5% of the steps, then constant
+            warm = max(1, self.total_steps // 20)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

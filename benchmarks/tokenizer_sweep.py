@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Compare training recipes of the tokenizer stage quickly, on a GPU if there is one.
+
+The shipped recipe (``divot_mini.tokenizer_training``) takes ~50 min on 2 CPU cores, too slow to
+try many ideas. This script trains the *same* mini tokenizer + de-tokenizer (frozen tiny-CLIP ViT,
+frozen tiny VAE) under several recipes, one after another, each from the same seed, and measures
+each with the benchmark's own numbers (reconstruction probe accuracy, PSNR, swapped-token control,
+linear probes on tokens). Results go to a JSON file after every variant, so a run cut short keeps
+what it finished.
+
+    python benchmarks/tokenizer_sweep.py --accelerator gpu --out sweep.json
+    python benchmarks/tokenizer_sweep.py --accelerator cpu --steps-scale 0.005 --variants base   # smoke test
+
+GPU numbers are not bit-identical to CPU runs of the same recipe (different kernels), so a recipe
+picked here is re-run on the CPU before its weights ship.
+"""
+import argparse
+import json
+import time
+
+import torch
+
+VARIANTS = {  # name: overrides of the shipped recipe
+    "base": {},
+    "constant_lr": {"lr_schedule": "constant"},
+    "batch_32": {"batch_size": 32},
+    "lr_3e-4": {"lr": 3e-4},
+    "high_noise_0.6": {"high_noise_frac": 0.6},
+    "steps_x3": {"steps": 3600},
+}
+
+
+def run(name: str, overrides: dict, accelerator: str, steps_scale: float, eval_n: int) -> dict:
+    from divot_mini import tokenizer_training as T
+    from divot_mini.fit import fit_on_moving_shapes
+    from divot_mini.frozen_vit import load_frozen_vit
+    from divot_mini.probe import load_probe
+    from divot_mini.tokenizer_evaluation import linear_probe_report, reconstruction_report
+    from divot_mini.vae import load_tiny_vae
+
+    recipe = dict(steps=T.TOKENIZER_STEPS, batch_size=T.TOKENIZER_BATCH, lr=T.TOKENIZER_LR,
+                  lr_schedule="onecycle", high_noise_frac=0.3, clip=T.TOKENIZER_CLIP)
+    recipe.update(overrides)
+    steps = max(2, int(recipe["steps"] * steps_scale))
+    torch.manual_seed(0)
+    pair = T.DivotPair()
+    vit = load_frozen_vit(verbose=False)
+    pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
+    module = T.DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=recipe["lr"],
+                                      total_steps=steps, high_noise_frac=recipe["high_noise_frac"],
+                                      lr_schedule=recipe["lr_schedule"])
+    t0 = time.perf_counter()
+    fit_on_moving_shapes(module, pair, steps, recipe["batch_size"], 0, vit.image_size, False,
+                         gradient_clip_val=recipe["clip"], accelerator=accelerator)
+    train_s = time.perf_counter() - t0
+    if accelerator == "gpu":
+        module.cuda()
+    module.eval()
+    report = {**reconstruction_report(module, load_probe(verbose=False), n=eval_n),
+              **linear_probe_report(module, n_train=4 * eval_n, n_test=2 * eval_n)}
+    with torch.no_grad():  # spread of tokens across clips relative to their size (collapse -> 0)
+        from divot_mini.tokenizer_evaluation import clips, tokens_of
+        tok = tokens_of(module, clips("test", 64)["video"])
+        report["token_spread"] = (tok.std(0).mean() / tok.abs().mean().clamp_min(1e-8)).item()
+    return {"variant": name, "recipe": {**recipe, "steps": steps}, "train_s": round(train_s, 1),
+            "eval_s": round(time.perf_counter() - t0 - train_s, 1),
+            **{k: round(v, 4) for k, v in report.items()}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every recipe's steps")
+    ap.add_argument("--eval-n", type=int, default=128, help="test clips decoded per variant")
+    ap.add_argument("--budget-s", type=float, default=float("inf"),
+                    help="skip the remaining variants once this many seconds have passed")
+    ap.add_argument("--out", default="tokenizer_sweep.json")
+    args = ap.parse_args()
+    if args.accelerator == "gpu":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    start, results = time.perf_counter(), []
+    for name in args.variants:
+        if time.perf_counter() - start > args.budget_s:
+            print(f"budget spent: skipping {name}", flush=True)
+            continue
+        r = run(name, VARIANTS[name], args.accelerator, args.steps_scale, args.eval_n)
+        results.append(r)
+        print(json.dumps(r), flush=True)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
