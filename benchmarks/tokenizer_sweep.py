@@ -20,13 +20,16 @@ import time
 
 import torch
 
-VARIANTS = {  # name: overrides of the shipped recipe
+# The recipe the sweep of 2026-11-26 started from (the third shipping run's); variants override it.
+BASE = dict(steps=1200, batch_size=8, lr=1e-3, lr_schedule="onecycle", high_noise_frac=0.3, clip=1.0)
+VARIANTS = {  # name: overrides of BASE
     "base": {},
     "constant_lr": {"lr_schedule": "constant"},
     "batch_32": {"batch_size": 32},
     "lr_3e-4": {"lr": 3e-4},
     "high_noise_0.6": {"high_noise_frac": 0.6},
     "steps_x3": {"steps": 3600},
+    "shipped": {"steps": 900, "batch_size": 32},  # what divot_mini.tokenizer_training ships
 }
 
 
@@ -38,9 +41,7 @@ def run(name: str, overrides: dict, accelerator: str, steps_scale: float, eval_n
     from divot_mini.tokenizer_evaluation import linear_probe_report, reconstruction_report
     from divot_mini.vae import load_tiny_vae
 
-    recipe = dict(steps=T.TOKENIZER_STEPS, batch_size=T.TOKENIZER_BATCH, lr=T.TOKENIZER_LR,
-                  lr_schedule="onecycle", high_noise_frac=0.3, clip=T.TOKENIZER_CLIP)
-    recipe.update(overrides)
+    recipe = {**BASE, **overrides}
     steps = max(2, int(recipe["steps"] * steps_scale))
     torch.manual_seed(0)
     pair = T.DivotPair()

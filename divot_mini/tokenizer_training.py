@@ -110,8 +110,8 @@ class DivotPair(nn.Module):
         self.detokenizer = DivotDetokenizer(DetokenizerConfig.mini(token_dim=self.tokenizer.cfg.token_dim))
 
 
-TOKENIZER_STEPS = 1200
-TOKENIZER_BATCH = 8
+TOKENIZER_STEPS = 900
+TOKENIZER_BATCH = 32
 TOKENIZER_LR = 1e-3
 TOKENIZER_CLIP = 1.0
 
