@@ -71,11 +71,44 @@ def clip_normalize(frames: torch.Tensor) -> torch.Tensor:
     return ((frames + 1) / 2 - mean) / std
 
 
-class FrozenViT(nn.Module):
-    """Frames [B, F, 3, H, W] in [-1, 1] -> patch features [B, F, (H/p)*(W/p), width], frozen."""
+def official_resize(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize frames [..., 3, H, W] to ``size`` x ``size`` as the official tokenizer does before its
+    ViT (``kornia.geometry.resize``: bicubic, ``align_corners=True``, antialias = a Gaussian blur
+    when shrinking, sigma (factor - 1) / 2, odd kernel >= 3, reflect padding). For the official
+    256 -> 224 the blur's sigma is 0.07, so it is numerically the identity; it is kept for other sizes.
+    """
+    lead, (c, h, w) = frames.shape[:-3], frames.shape[-3:]
+    if (h, w) == (size, size):
+        return frames
+    x = frames.reshape(-1, c, h, w)
+    for axis, n in ((-2, h), (-1, w)):
+        factor = n / size
+        if factor <= 1:
+            continue
+        sigma = max((factor - 1) / 2, 0.001)
+        k = max(int(4 * sigma), 3)
+        k += 1 - k % 2
+        t = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
+        kernel = torch.exp(-t**2 / (2 * sigma**2))
+        kernel = (kernel / kernel.sum()).repeat(c, 1)
+        if axis == -2:
+            x = F.conv2d(F.pad(x, (0, 0, k // 2, k // 2), mode="reflect"), kernel[:, None, :, None], groups=c)
+        else:
+            x = F.conv2d(F.pad(x, (k // 2, k // 2, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=c)
+    x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=True)
+    return x.reshape(*lead, c, size, size)
 
-    def __init__(self, vision: CLIPVisionModel):
+
+class FrozenViT(nn.Module):
+    """Frames [B, F, 3, H, W] in [-1, 1] -> patch features [B, F, (H/p)*(W/p), width], frozen.
+
+    ``resize=True`` (the full-size system) resizes any frame size to the ViT's as the official
+    preprocessing does (256 -> 224); the mini ViT refuses a wrong size instead.
+    """
+
+    def __init__(self, vision: CLIPVisionModel, resize: bool = False):
         super().__init__()
+        self.resize = resize
         self.vision = vision.eval()
         self.vision.requires_grad_(False)
         cfg = vision.config
@@ -89,7 +122,9 @@ class FrozenViT(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.ndim != 5 or frames.shape[2] != 3:
             raise ValueError(f"expected frames [B, F, 3, H, W], got {tuple(frames.shape)}")
-        if frames.shape[-1] != self.image_size or frames.shape[-2] != self.image_size:
+        if self.resize:
+            frames = official_resize(frames, self.image_size)
+        elif frames.shape[-1] != self.image_size or frames.shape[-2] != self.image_size:
             raise ValueError(f"this ViT reads {self.image_size}x{self.image_size} frames, "
                              f"got {frames.shape[-2]}x{frames.shape[-1]}")
         B, Fr = frames.shape[:2]

@@ -453,7 +453,7 @@ def load_vit(source: PathLike | StateDict, config=None, *, device=None, dtype=No
     hf = openclip_to_clip_vision({k: v for k, v in _sub(sd, prefix + "visual.").items()})
     vision = _build(lambda: CLIPVisionModel(config), device)
     _assign(vision, hf, device, dtype or torch.float32)
-    return FrozenViT(vision).eval()
+    return FrozenViT(vision, resize=True).eval()  # official preprocessing: any size -> 224
 
 
 # ----------------------------------------------------------------------------- the tokenizer

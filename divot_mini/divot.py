@@ -1,0 +1,317 @@
+"""The assembled Divot system behind one switch: ``load_divot(scale="mini" | "full")``.
+
+What the notebooks build piece by piece, put together the way a user calls it::
+
+    divot = divot_mini.load_divot("mini")                       # the course's trained weights
+    divot = divot_mini.load_divot("full", "pretrained/", "cuda", torch.float16)   # official release
+    tokens = divot.tokenize(video)            # [B, 16, 3, H, W] in [-1, 1] -> [B, N, d]
+    clip = divot.detokenize(tokens)           # DDIM (+ CFG) through the diffusion de-tokenizer
+    divot.describe(video); divot.answer(video, "what colour is the shape?")
+    clip = divot.generate("a red circle moves left")
+    story = divot.story("generate a story about a blue square")
+
+Mini and full are the same classes; only the configurations, the weights and the sampler defaults
+differ (the mini de-tokenizer decodes well in 10 trailing DDIM steps without guidance, the official
+one uses 50 steps, CFG 7.5, rescale 0.7, eta 1).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from . import text_tokenizer as tt
+from .data import tokenizer_frames
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How tokens are decoded to clips (see :meth:`detokenizer.DivotDetokenizer.sample`)."""
+
+    steps: int
+    guidance_scale: float
+    guidance_rescale: float
+    eta: float
+    spacing: str
+    frames: int = 16
+    size: int = 32
+
+
+# The official reconstruction/generation scripts (DynamiCrafter defaults, 256 px).
+FULL_DECODE = DecodeSettings(steps=50, guidance_scale=7.5, guidance_rescale=0.7, eta=1.0,
+                             spacing="official", size=256)
+# What the course measures the mini de-tokenizer with (tokenizer_evaluation.decode_tokens).
+MINI_DECODE = DecodeSettings(steps=10, guidance_scale=1.0, guidance_rescale=0.0, eta=0.0,
+                             spacing="trailing", size=32)
+
+# Instruction wording: the course's word-level tokenizer is lower-case; the official prompts are not.
+PROMPTS = {
+    "mini": {"describe": tt.DESCRIBE_VIDEO, "generate": tt.GENERATE_VIDEO},
+    "full": {"describe": "What does this video describe?", "generate": "Generate a video of {caption}"},
+}
+
+
+class Divot:
+    """Tokenizer + de-tokenizer + Divot-LLM with the user-facing verbs.
+
+    ``vit``/``tokenizer``/``detokenizer`` are needed for tokenize/detokenize; ``llm`` (a
+    :class:`divot_llm.DivotLLM`) and ``text_tokenizer`` for describe/answer/generate/story.
+    The official release has one LLM per task and two de-tokenizer stages: ``comprehension_llm``
+    (default ``llm``) answers questions, ``reconstruction_detokenizer`` (default ``detokenizer``)
+    decodes :meth:`reconstruct` (official: stage 1; generation decodes with stage 2).
+    """
+
+    def __init__(self, vit, tokenizer, detokenizer=None, llm=None, text_tokenizer=None, *,
+                 scale: str = "mini", decode: DecodeSettings | None = None, comprehension_llm=None,
+                 reconstruction_detokenizer=None):
+        if scale not in PROMPTS:
+            raise ValueError(f"scale must be 'mini' or 'full', got {scale!r}")
+        self.vit, self.tokenizer, self.detokenizer = vit, tokenizer, detokenizer
+        self.reconstruction_detokenizer = reconstruction_detokenizer or detokenizer
+        self.llm, self.comprehension_llm = llm, comprehension_llm or llm
+        self.text_tokenizer, self.scale = text_tokenizer, scale
+        self.decode = decode or (FULL_DECODE if scale == "full" else MINI_DECODE)
+        self.prompts = PROMPTS[scale]
+
+    def __repr__(self) -> str:
+        have = [n for n in ("vit", "tokenizer", "detokenizer", "llm", "text_tokenizer") if getattr(self, n) is not None]
+        return f"Divot(scale={self.scale!r}, loaded={have}, decode={self.decode})"
+
+    # ------------------------------------------------------------------ helpers
+    def _need(self, *names: str) -> None:
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise RuntimeError(f"this Divot was loaded without {', '.join(missing)}; load_divot(...) "
+                               "with the components this call needs")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.tokenizer.parameters()).device
+
+    def _video(self, video: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """Accept one clip [16, 3, H, W] or a batch [B, 16, 3, H, W] in [-1, 1]."""
+        if not torch.is_tensor(video):
+            raise TypeError(f"video must be a tensor [B, 16, 3, H, W] in [-1, 1], got {type(video).__name__}")
+        single = video.ndim == 4
+        if single:
+            video = video[None]
+        if video.ndim != 5 or video.shape[1] != 16 or video.shape[2] != 3:
+            raise ValueError(f"video must be [16, 3, H, W] or [B, 16, 3, H, W] (16 frames, RGB), "
+                             f"got {tuple(video.shape)}")
+        if video.is_floating_point() and (video.min() < -1.01 or video.max() > 1.01):
+            raise ValueError(f"video values must lie in [-1, 1], got [{video.min():.2f}, {video.max():.2f}]"
+                             " (map 0..255 pixels with x / 127.5 - 1)")
+        return video, single
+
+    # ------------------------------------------------------------------ tokens <-> video
+    @torch.no_grad()
+    def tokenize(self, video: torch.Tensor) -> torch.Tensor:
+        """Clip(s) [(B,) 16, 3, H, W] in [-1, 1] -> Divot tokens [(B,) N, d] (from 5 of the 16 frames)."""
+        self._need("vit", "tokenizer")
+        video, single = self._video(video)
+        vit_param = next(self.vit.parameters())
+        frames = tokenizer_frames(video).to(vit_param.device, vit_param.dtype)
+        tokens = self.tokenizer(self.vit(frames).to(next(self.tokenizer.parameters()).dtype))
+        return tokens[0] if single else tokens
+
+    @torch.no_grad()
+    def uncond_tokens(self, n: int = 1) -> torch.Tensor:
+        """The unconditional input of CFG: tokens of an all-zeros (mid-grey) video, as official."""
+        s = self.decode
+        zeros = torch.zeros(1, s.frames, 3, s.size, s.size, device=self.device)
+        return self.tokenize(zeros).expand(n, -1, -1)
+
+    @torch.no_grad()
+    def detokenize(self, tokens: torch.Tensor, seed: int = 0, *, _detokenizer=None, **settings) -> torch.Tensor:
+        """Tokens [(B,) N, d] -> clip(s) [(B,) 16, 3, size, size] in [-1, 1]; ``settings`` override
+        :class:`DecodeSettings` fields (steps, guidance_scale, ...)."""
+        module = _detokenizer or self.detokenizer
+        if module is None:
+            self._need("detokenizer")
+        bad = set(settings) - set(DecodeSettings.__dataclass_fields__)
+        if bad:
+            raise TypeError(f"unknown decode setting(s) {sorted(bad)}; choose from "
+                            f"{sorted(DecodeSettings.__dataclass_fields__)}")
+        s = replace(self.decode, **settings)
+        if tokens.ndim not in (2, 3):
+            raise ValueError(f"tokens must be [N, d] or [B, N, d], got {tuple(tokens.shape)}")
+        single = tokens.ndim == 2
+        tokens = tokens[None] if single else tokens
+        det = next(module.parameters())
+        tokens = tokens.to(det.device, det.dtype)
+        unc = self.uncond_tokens(len(tokens)).to(det.dtype) if s.guidance_scale != 1.0 else None
+        clip = module.sample(tokens, unc, frames=s.frames, size=s.size, steps=s.steps,
+                                       guidance_scale=s.guidance_scale, guidance_rescale=s.guidance_rescale,
+                                       eta=s.eta, generator=torch.Generator().manual_seed(seed),
+                                       spacing=s.spacing).clamp(-1, 1)
+        return clip[0] if single else clip
+
+    def reconstruct(self, video: torch.Tensor, seed: int = 0, **settings) -> torch.Tensor:
+        """tokenize then decode (with the reconstruction de-tokenizer)."""
+        return self.detokenize(self.tokenize(video), seed, _detokenizer=self.reconstruction_detokenizer,
+                               **settings)
+
+    # ------------------------------------------------------------------ the LLM
+    def _text(self, ids: torch.Tensor) -> str:
+        if self.scale == "mini":
+            return tt.decode_words(self.text_tokenizer, ids)
+        return self.text_tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    @torch.no_grad()
+    def answer(self, video: torch.Tensor, question: str, max_new_tokens: int = 32, **generate_kwargs):
+        """The Divot-LLM's answer to ``question`` about the clip(s) (greedy unless told otherwise).
+        One clip -> a string; a batch -> a list of strings."""
+        from .divot_llm import comprehension_example
+
+        self._need("comprehension_llm", "text_tokenizer", "vit", "tokenizer")
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("question must be a non-empty string")
+        video, single = self._video(video)
+        llm = self.comprehension_llm
+        tokens = self.tokenize(video)
+        ids = comprehension_example(self.text_tokenizer, question, num_tokens=llm.num_tokens)["input_ids"]
+        ids = torch.tensor([ids] * len(video), device=tokens.device)
+        kw = {"do_sample": False, "max_new_tokens": max_new_tokens,
+              "pad_token_id": self.text_tokenizer.pad_token_id, **generate_kwargs}
+        new = llm.generate_text(ids, attention_mask=torch.ones_like(ids), video_tokens=tokens[:, None], **kw)
+        texts = [self._text(row) for row in new]
+        return texts[0] if single else texts
+
+    def describe(self, video: torch.Tensor, **generate_kwargs):
+        """A caption of the clip(s): the official comprehension instruction."""
+        return self.answer(video, self.prompts["describe"], **generate_kwargs)
+
+    def _marker(self, token: str) -> int:
+        return tt.special_token_id(self.text_tokenizer, token)
+
+    @torch.no_grad()
+    def _write_clip(self, ids: list[int], clips: list[torch.Tensor], generator, var_scale: float
+                    ) -> torch.Tensor:
+        """The official one-pass clip: ids (ending in ``<vid>`` or a clip's ``</frame>``) + ``<frame>``
+        + N queries, with every earlier clip read through its tokens."""
+        llm = self.llm
+        x = torch.tensor([ids], device=self.device)
+        read = torch.stack(clips)[None] if clips else None
+        kw = {"generator": generator}
+        if "var_scale" in inspect.signature(llm.output_resampler.sample).parameters:  # GMM heads
+            kw["var_scale"] = var_scale
+        return llm.generate_video_tokens(x, torch.ones_like(x), video_tokens=read, **kw)[0]
+
+    @torch.no_grad()
+    def generate(self, prompt: str, seed: int = 0, var_scale: float = 0.1, max_text_tokens: int = 16,
+                 **settings) -> torch.Tensor:
+        """Text -> clip [16, 3, size, size]: the official generation. The model writes text up to
+        ``<vid>``; then ``<frame>`` + N queries, one forward, a GMM sample per token (``var_scale``),
+        and the de-tokenizer decodes the tokens."""
+        self._need("llm", "text_tokenizer", "detokenizer")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt must be a non-empty string (a caption, e.g. 'a red circle moves left')")
+        instruction = self.prompts["generate"].format(caption=prompt.strip())
+        ids = tt.instruction_ids(self.text_tokenizer, instruction)
+        vid = self._marker(tt.VID_BOI_TOKEN)
+        x = torch.tensor([ids], device=self.device)
+        new = self.llm.generate_text(x, attention_mask=torch.ones_like(x), do_sample=False,
+                                     max_new_tokens=max_text_tokens, eos_token_id=[vid, self.text_tokenizer.eos_token_id],
+                                     pad_token_id=self.text_tokenizer.pad_token_id)[0].tolist()
+        if vid not in new:
+            raise RuntimeError(f"the model did not write <vid> within {max_text_tokens} tokens after "
+                               f"{instruction!r}; it wrote {self._text(new)!r}")
+        ids = ids + new[:new.index(vid) + 1]
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        tokens = self._write_clip(ids, [], g, var_scale)
+        return self.detokenize(tokens, seed, **settings)
+
+    @torch.no_grad()
+    def story(self, instruction: str, seed: int = 0, var_scale: float = 0.1, max_clips: int = 4,
+              max_new_tokens: int = 128, **settings) -> list[tuple[str, object]]:
+        """Interleaved text and clips for an instruction such as "generate a story about ...".
+
+        The model writes text; whenever it opens a clip (``<vid>``, or ``<frame>`` inside a video
+        block), the clip is written the official way (N queries, one forward, GMM sample) and then
+        *read* by the model like any clip it is shown, and writing goes on. Returns a list of
+        ``("text", str)`` and ``("clip", tensor [16, 3, size, size])`` in order.
+        """
+        self._need("llm", "text_tokenizer", "detokenizer")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ValueError("instruction must be a non-empty string")
+        tok, llm = self.text_tokenizer, self.llm
+        vid, boi, eoi = (self._marker(t) for t in (tt.VID_BOI_TOKEN, tt.BOI_TOKEN, tt.EOI_TOKEN))
+        ids = tt.instruction_ids(tok, instruction.strip())
+        frame_ids = llm.frame_token_ids.tolist()
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        clips: list[torch.Tensor] = []
+        out: list[tuple[str, object]] = []
+        budget = max_new_tokens
+        while budget > 0:
+            x = torch.tensor([ids], device=self.device)
+            read = torch.stack(clips)[None] if clips else None
+            new = llm.generate_text(x, attention_mask=torch.ones_like(x), video_tokens=read, do_sample=False,
+                                    max_new_tokens=budget, eos_token_id=[vid, boi, tok.eos_token_id],
+                                    pad_token_id=tok.pad_token_id)[0].tolist()
+            budget -= len(new)
+            stop = new[-1] if new else tok.eos_token_id
+            text = self._text([t for t in new if t not in (vid, boi, eoi, tok.eos_token_id)])
+            if text:
+                out.append(("text", text))
+            if stop not in (vid, boi) or len(clips) >= max_clips:
+                break
+            ids = ids + (new if stop == vid else new[:-1])  # _write_clip appends <frame> itself
+            tokens = self._write_clip(ids, clips, g, var_scale)
+            clips.append(tokens)
+            ids = ids + [boi, *frame_ids, eoi]
+            out.append(("clip", self.detokenize(tokens, seed + len(clips), **settings)))
+        return out
+
+
+# ----------------------------------------------------------------------------- loading
+def _load_mini(device, dtype, verbose: bool) -> Divot:
+    from .llm_training import load_divot_llm
+    from .tokenizer_training import load_trained
+
+    pair = load_trained(verbose=verbose)
+    llm, text_tok = load_divot_llm(verbose=verbose)
+    d = Divot(pair.vit, pair.tokenizer, pair.detokenizer, llm.eval(), text_tok, scale="mini")
+    for m in (d.vit, d.tokenizer, d.detokenizer, d.llm):
+        m.to(device=device, dtype=dtype)
+    return d
+
+
+def load_divot(scale: str = "mini", checkpoint_dir: str | Path | None = None, device=None, dtype=None,
+               *, tasks=("reconstruction", "comprehension", "generation"), configs=None,
+               decode: DecodeSettings | None = None, verbose: bool = True) -> Divot:
+    """The whole system, mini or full, behind the same verbs.
+
+    * ``scale="mini"``: the course's weights through the weights policy (shipped files, else the
+      user cache, else trained now); ``checkpoint_dir`` must be None.
+    * ``scale="full"``: the official release laid out as the official repository's ``pretrained/``
+      (see :data:`official.RELEASE_LAYOUT`); ``tasks`` picks what to load (generation needs the
+      stage-2 de-tokenizer and the generation LLM, comprehension the comprehension LLM). The ViT,
+      tokenizer and LLMs get ``dtype`` (official: float16 on a GPU); the de-tokenizer stays float32.
+      ``configs`` (an :class:`official.ReleaseConfigs`) is for reduced test releases.
+    * ``decode`` replaces the scale's :class:`DecodeSettings` (sampler and output size).
+    """
+    if scale not in ("mini", "full"):
+        raise ValueError(f"scale must be 'mini' or 'full', got {scale!r}")
+    if isinstance(tasks, str):
+        tasks = (tasks,)
+    if scale == "mini":
+        if checkpoint_dir is not None:
+            raise ValueError("the mini system loads the course's own weights; checkpoint_dir is for "
+                             "scale='full' (the official release)")
+        d = _load_mini(device, dtype, verbose)
+        d.decode = decode or d.decode
+        return d
+    if checkpoint_dir is None:
+        from .official import RELEASE_LAYOUT
+        raise ValueError("scale='full' needs checkpoint_dir: the folder laid out as the official "
+                         f"repository's pretrained/:\n{RELEASE_LAYOUT}")
+    from .official import load_release
+
+    rel = load_release(checkpoint_dir, tasks, device=device, dtype=dtype, configs=configs)
+    # official: reconstruction decodes with stage 1, generation with stage 2
+    stage1, stage2 = rel.detokenizers.get("stage1"), rel.detokenizers.get("stage2")
+    gen, comp = rel.agents.get("sft_gen"), rel.agents.get("sft_comp")
+    return Divot(rel.vit, rel.tokenizer, stage2 or stage1, gen or comp, rel.text_tokenizer, scale="full",
+                 comprehension_llm=comp or gen, reconstruction_detokenizer=stage1 or stage2, decode=decode)
