@@ -16,6 +16,14 @@ from .linear_probe import ATTRIBUTES, probe_accuracy
 from .probe import AttributeProbe, accuracy
 
 
+def _device(model) -> torch.device:
+    """Where the model lives (a LightningModule knows; a plain module: its first parameter)."""
+    if isinstance(getattr(model, "device", None), torch.device):
+        return model.device
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """Peak signal-to-noise ratio in dB for clips in [-1, 1] (peak-to-peak 2)."""
     return (10 * torch.log10(4.0 / F.mse_loss(a, b))).item()
@@ -42,7 +50,7 @@ def decode_tokens(model, tokens: torch.Tensor, steps: int = 10, guidance_scale: 
 @torch.no_grad()
 def tokens_of(model, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Tokens of clips (on the model's device, returned on the CPU)."""
-    return torch.cat([model.tokens(video[i:i + batch_size].to(model.device)).cpu()
+    return torch.cat([model.tokens(video[i:i + batch_size].to(_device(model))).cpu()
                       for i in range(0, len(video), batch_size)])
 
 
@@ -53,7 +61,7 @@ def reconstruction_report(model, probe: AttributeProbe, split: str = "test", n: 
     plus the two control experiments (swapped tokens, unconditional context)."""
     model.eval()
     b = clips(split, n, seed)
-    tokens = tokens_of(model, b["video"]).to(model.device)
+    tokens = tokens_of(model, b["video"]).to(_device(model))
     rec = decode_tokens(model, tokens, steps, guidance_scale, seed=seed, size=b["video"].shape[-1])
     report = {f"recon_{k}": v for k, v in accuracy(probe.predict(rec), b).items()}
     report["psnr"] = psnr(rec, b["video"])
@@ -81,7 +89,7 @@ def linear_probe_report(model, n_train: int = 1024, n_test: int = 512, seed: int
            probe_accuracy(tokens_of(model, tr["video"]), tr, tokens_of(model, te["video"]), te).items()}
 
     def frame_feats(video):
-        return torch.cat([model.vit(video[i:i + 64, 8:9].to(model.device)).cpu()
+        return torch.cat([model.vit(video[i:i + 64, 8:9].to(_device(model))).cpu()
                           for i in range(0, len(video), 64)])
 
     out.update({f"single_frame_vit_{k}": v for k, v in
