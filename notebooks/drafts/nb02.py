@@ -39,7 +39,7 @@ from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
 from divot_mini.tokenizer_training import load_trained
 
 FAST = viz.is_fast()
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 ''')
 md(r'''
 ## 1. Two configurations, one class
@@ -135,7 +135,7 @@ print("temporal features", tuple(temporal.shape))
 norms = temporal.norm(dim=-1).view(len(video), 5, 8, 8)
 fig, axes = plt.subplots(2, 4, figsize=(7, 3.6))
 for i in range(4):
-    axes[0, i].imshow(viz.to_uint8(frames[i, 2]), interpolation="nearest")
+    axes[0, i].imshow(viz.to_uint8(frames[i, 2:3])[0], interpolation="nearest")
     axes[1, i].imshow(norms[i, 2], cmap="magma")
     axes[0, i].set_title(batch["caption"][i], fontsize=7)
 for ax in axes.flat:
