@@ -142,3 +142,18 @@ def test_bad_inputs_get_clear_errors(divot, release):
 def test_missing_release_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="Divot_tokenizer.bin"):
         divot_mini.load_divot("full", tmp_path, tasks="reconstruction")
+
+
+def test_mini_switch_loads_the_shipped_course_weights():
+    from divot_mini.data import MovingShapes
+    from divot_mini.llm_evaluation import UNKNOWN, parse_caption
+
+    mini = divot_mini.load_divot("mini", verbose=False)
+    assert mini.scale == "mini" and mini.decode.size == 32
+    clip = MovingShapes("test")[0]["video"]
+    tokens = mini.tokenize(clip)
+    assert tokens.shape == (16, 32)
+    assert mini.detokenize(tokens, steps=2).shape == (16, 3, 32, 32)
+    caption = mini.describe(clip)
+    # the trained model answers in the course's caption format: every attribute named exactly once
+    assert UNKNOWN not in parse_caption(caption).values(), caption
