@@ -35,32 +35,21 @@ VARIANTS = {  # name: overrides of BASE
 
 def run(name: str, overrides: dict, accelerator: str, steps_scale: float, eval_n: int) -> dict:
     from divot_mini import tokenizer_training as T
-    from divot_mini.fit import fit_on_moving_shapes
-    from divot_mini.frozen_vit import load_frozen_vit
     from divot_mini.probe import load_probe
-    from divot_mini.tokenizer_evaluation import linear_probe_report, reconstruction_report
-    from divot_mini.vae import load_tiny_vae
+    from divot_mini.tokenizer_evaluation import clips, linear_probe_report, reconstruction_report, tokens_of
 
     recipe = {**BASE, **overrides}
     steps = max(2, int(recipe["steps"] * steps_scale))
     torch.manual_seed(0)
     pair = T.DivotPair()
-    vit = load_frozen_vit(verbose=False)
-    pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
-    module = T.DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=recipe["lr"],
-                                      total_steps=steps, high_noise_frac=recipe["high_noise_frac"],
-                                      lr_schedule=recipe["lr_schedule"])
     t0 = time.perf_counter()
-    fit_on_moving_shapes(module, pair, steps, recipe["batch_size"], 0, vit.image_size, False,
-                         gradient_clip_val=recipe["clip"], accelerator=accelerator)
+    module = T.fit_pair(pair, 0, steps, recipe["batch_size"], False, lr=recipe["lr"],
+                        lr_schedule=recipe["lr_schedule"], high_noise_frac=recipe["high_noise_frac"],
+                        clip=recipe["clip"], accelerator=accelerator)
     train_s = time.perf_counter() - t0
-    if accelerator == "gpu":
-        module.cuda()
-    module.eval()
     report = {**reconstruction_report(module, load_probe(verbose=False), n=eval_n),
               **linear_probe_report(module, n_train=4 * eval_n, n_test=2 * eval_n)}
     with torch.no_grad():  # spread of tokens across clips relative to their size (collapse -> 0)
-        from divot_mini.tokenizer_evaluation import clips, tokens_of
         tok = tokens_of(module, clips("test", 64)["video"])
         report["token_spread"] = (tok.std(0).mean() / tok.abs().mean().clamp_min(1e-8)).item()
     return {"variant": name, "recipe": {**recipe, "steps": steps}, "train_s": round(train_s, 1),

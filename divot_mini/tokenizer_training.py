@@ -116,21 +116,34 @@ TOKENIZER_LR = 1e-3
 TOKENIZER_CLIP = 1.0
 
 
-def train_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
-               batch_size: int = TOKENIZER_BATCH, progress: bool = True, evaluate: bool = True) -> dict:
-    """Joint self-supervised training (frozen tiny-CLIP ViT, frozen tiny VAE), then measurements."""
+def fit_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
+             batch_size: int = TOKENIZER_BATCH, progress: bool = True, *, lr: float = TOKENIZER_LR,
+             lr_schedule: str = "onecycle", high_noise_frac: float = 0.3,
+             clip: float | None = TOKENIZER_CLIP, accelerator: str = "cpu") -> DivotTokenizerTraining:
+    """Joint self-supervised training (frozen tiny-CLIP ViT, frozen tiny VAE) of ``pair`` with the
+    shipped recipe (keywords override it, e.g. for ``benchmarks/tokenizer_sweep.py``). Returns the
+    training module in eval mode, on the accelerator it trained on."""
     from .fit import fit_on_moving_shapes
     from .frozen_vit import load_frozen_vit
     from .vae import load_tiny_vae
 
     vit = load_frozen_vit(verbose=progress)
     pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=progress).state_dict())
-    module = DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=TOKENIZER_LR,
-                                    total_steps=steps)
+    module = DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=lr, total_steps=steps,
+                                    high_noise_frac=high_noise_frac, lr_schedule=lr_schedule)
     # Gradient clipping at norm 1, as the official training. Measured without it: the tokens'
     # spread across clips collapsed to 0.01 and decoding ignored the tokens (benchmarks/RESULTS.md).
     fit_on_moving_shapes(module, pair, steps, batch_size, seed, vit.image_size, progress,
-                         gradient_clip_val=TOKENIZER_CLIP)
+                         gradient_clip_val=clip, accelerator=accelerator)
+    if accelerator == "gpu":  # Lightning hands the model back on the CPU
+        module.cuda()
+    return module.eval()
+
+
+def train_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
+               batch_size: int = TOKENIZER_BATCH, progress: bool = True, evaluate: bool = True) -> dict:
+    """:func:`fit_pair` with the shipped recipe, then the measurements stored in the provenance."""
+    module = fit_pair(pair, seed, steps, batch_size, progress)
     if not evaluate:
         return {}
     from .probe import load_probe
