@@ -392,14 +392,11 @@ class DivotLLM(nn.Module):
         return self.boi_token_id, self.eoi_token_id
 
     @torch.no_grad()
-    def generate_video_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                              video_tokens: torch.Tensor | None = None, sample: bool = True,
-                              **sample_kwargs) -> torch.Tensor:
-        """The official one-pass clip generation: the prompt (``... [/INST]\\n<vid>``, left-padded
-        in a batch) + ``<frame>`` + N queries (no ``</frame>``), one forward, head at the query
-        states. Returns [B, N, d]. ``sample=False`` gives the head's deterministic prediction (GMM:
-        the mixture mean; MSE: the regression); ``sample_kwargs`` go to ``head.sample``.
-        """
+    def generation_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                          video_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """The output states [B, N, hidden] the head turns into a clip: the prompt
+        (``... [/INST]\\n<vid>``, left-padded in a batch) + ``<frame>`` + N queries (no ``</frame>``),
+        one forward under the causal + bidirectional-query mask."""
         B = input_ids.shape[0]
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -410,7 +407,17 @@ class DivotLLM(nn.Module):
         mask = torch.cat([attention_mask, torch.ones_like(queries[:, :1]),
                           torch.full_like(queries[:, 1:], -1)], 1)
         hidden = self.hidden_states(self.embed(ids, mask, video_tokens), mask)
-        states = self.query_states(hidden, mask)
+        return self.query_states(hidden, mask)
+
+    @torch.no_grad()
+    def generate_video_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                              video_tokens: torch.Tensor | None = None, sample: bool = True,
+                              **sample_kwargs) -> torch.Tensor:
+        """The official one-pass clip generation: :meth:`generation_states`, then the head.
+        Returns [B, N, d]. ``sample=False`` gives the head's deterministic prediction (GMM: the
+        mixture mean; MSE: the regression); ``sample_kwargs`` go to ``head.sample``.
+        """
+        states = self.generation_states(input_ids, attention_mask, video_tokens)
         if sample:
             return self.output_resampler.sample(states, **sample_kwargs)
         return self.output_resampler.predict(states)

@@ -12,6 +12,8 @@ against the tokenizer's real tokens ``target_tokens`` [B, N, d] and into generat
   from pure noise. It can represent any distribution, but needs many denoising steps per token.
 * ``"gmm"`` (k = 16, Divot's choice) and ``"gmm_k1"`` (a single Gaussian): see
   :mod:`divot_mini.gmm_head`. k = 1 is regression with a learned variance; k = 16 can pick a mode.
+* ``"gmm_mse"``: k = 16 plus an MSE term on the mixture mean (not in the paper; the course's
+  measured fix for a mixture that ignores the prompt, see ``GMMHead``).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from .gmm_head import GMMHead
 from .projection import projection_mlp
 
-HEAD_KINDS = ("gmm", "gmm_k1", "mse", "diffusion")
+HEAD_KINDS = ("gmm", "gmm_k1", "gmm_mse", "mse", "diffusion")
 
 
 def _check(hidden: torch.Tensor, hidden_size: int, target: torch.Tensor | None = None,
@@ -130,9 +132,13 @@ class DiffusionHead(nn.Module):
 
 
 def make_generation_head(kind: str, hidden_size: int, token_dim: int, **kwargs) -> nn.Module:
-    """``"gmm"`` (k=16, official), ``"gmm_k1"``, ``"mse"`` or ``"diffusion"`` (kwargs go to the head)."""
+    """``"gmm"`` (k=16, official), ``"gmm_k1"``, ``"gmm_mse"``, ``"mse"`` or ``"diffusion"``
+    (kwargs go to the head)."""
     if kind == "gmm":
         return GMMHead(hidden_size, token_dim, k=kwargs.pop("k", 16), **kwargs)
+    if kind == "gmm_mse":
+        return GMMHead(hidden_size, token_dim, k=kwargs.pop("k", 16),
+                       mean_mse_weight=kwargs.pop("mean_mse_weight", 1.0), **kwargs)
     if kind == "gmm_k1":
         return GMMHead(hidden_size, token_dim, k=1, **kwargs)
     if kind == "mse":

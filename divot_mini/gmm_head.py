@@ -90,13 +90,22 @@ class GMMHead(nn.Module):
     """The official ``output_resampler`` + GMM: output states [B, N, H] -> tokens [B, N, d].
 
     ``proj`` is Linear(H, 2kd+k) -> GELU -> Linear(2kd+k, 2kd+k), the official two-layer shape.
+
+    ``mean_mse_weight`` (0 = official): adds that weight times the MSE between the *mixture mean* and
+    the real token to the loss. Not in the paper: a measured fix for the failure the course's head
+    ablation shows (notebook 05) -- the NLL alone is minimised early by fitting the tokens' marginal
+    distribution, and the mixture then ignores the prompt; the MSE term makes the LLM's states carry
+    the prompt from the first steps, which the mixture can then use.
     """
 
-    def __init__(self, hidden_size: int, token_dim: int, k: int = 16):
+    def __init__(self, hidden_size: int, token_dim: int, k: int = 16, mean_mse_weight: float = 0.0):
         super().__init__()
         if min(hidden_size, token_dim, k) <= 0:
             raise ValueError("hidden_size, token_dim and k must be positive")
+        if mean_mse_weight < 0:
+            raise ValueError(f"mean_mse_weight must be >= 0, got {mean_mse_weight}")
         self.hidden_size, self.token_dim, self.k = hidden_size, token_dim, k
+        self.mean_mse_weight = mean_mse_weight
         self.proj = projection_mlp(hidden_size, gmm_num_params(k, token_dim))
 
     def params(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -107,7 +116,15 @@ class GMMHead(nn.Module):
 
     def loss(self, hidden: torch.Tensor, target_tokens: torch.Tensor) -> torch.Tensor:
         # The NLL in fp32: log-probabilities of 256-dim Gaussians overflow fp16/bf16 easily.
-        return gmm_nll(self.params(hidden).float(), target_tokens.float(), self.k)
+        params, target = self.params(hidden).float(), target_tokens.float()
+        loss = gmm_nll(params, target, self.k)
+        if self.mean_mse_weight:
+            loss = loss + self.mean_mse_weight * F.mse_loss(gmm_mean(params, self.k), target)
+        return loss
+
+    def weights(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Mixture weights [..., k] per token (softmax of the logits)."""
+        return split_gmm_params(self.params(hidden), self.k)[2].softmax(-1)
 
     def predict(self, hidden: torch.Tensor) -> torch.Tensor:
         return gmm_mean(self.params(hidden), self.k)

@@ -38,7 +38,34 @@ def fit_linear_probe(x: torch.Tensor, y: torch.Tensor, classes: int, weight_deca
     return lin
 
 
-@torch.no_grad()
+class LinearProbes:
+    """One fitted linear probe per attribute on frozen features: ``LinearProbes(x, labels)`` fits on
+    features x [M, ...] (flattened per clip, standardised with *these* statistics) and labels
+    {attribute: [M]}; :meth:`predict` / :meth:`accuracy` then read other features the same way.
+    Notebook 05 uses probes fitted on real Divot tokens to read the tokens an LLM *writes*."""
+
+    def __init__(self, x: torch.Tensor, labels: dict[str, torch.Tensor]):
+        if x.ndim < 2:
+            raise ValueError(f"expected features [N, ...] per clip, got {tuple(x.shape)}")
+        x = x.flatten(1).float()
+        self.mean, std = x.mean(0), x.std(0)
+        self.std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features: unscaled
+        x = (x - self.mean) / self.std
+        with torch.enable_grad():
+            self.probes = {k: fit_linear_probe(x, labels[k], n) for k, n in ATTRIBUTES.items()}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = x.flatten(1).float()
+        if x.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"the probes read {self.mean.shape[0]} features per clip, got {x.shape[1]}")
+        x = (x - self.mean) / self.std
+        return {k: lin(x).argmax(-1) for k, lin in self.probes.items()}
+
+    def accuracy(self, x: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, float]:
+        return {k: (v == labels[k]).float().mean().item() for k, v in self.predict(x).items()}
+
+
 def probe_accuracy(train_x: torch.Tensor, train_labels: dict, test_x: torch.Tensor,
                    test_labels: dict) -> dict[str, float]:
     """Fit one probe per attribute on (train_x, labels) and return accuracies on test_x.
@@ -47,15 +74,6 @@ def probe_accuracy(train_x: torch.Tensor, train_labels: dict, test_x: torch.Tens
     """
     if train_x.ndim < 2 or test_x.ndim < 2:
         raise ValueError(f"expected features [N, ...] per clip, got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
-    train_x, test_x = train_x.flatten(1).float(), test_x.flatten(1).float()
-    if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"train and test features differ in size: {train_x.shape[1]} vs {test_x.shape[1]}")
-    mean, std = train_x.mean(0), train_x.std(0)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features: leave unscaled
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    out = {}
-    for name, classes in ATTRIBUTES.items():
-        with torch.enable_grad():
-            lin = fit_linear_probe(train_x, train_labels[name], classes)
-        out[name] = (lin(test_x).argmax(-1) == test_labels[name]).float().mean().item()
-    return out
+    if train_x[0].numel() != test_x[0].numel():
+        raise ValueError(f"train and test features differ in size: {train_x[0].numel()} vs {test_x[0].numel()}")
+    return LinearProbes(train_x, train_labels).accuracy(test_x, test_labels)

@@ -206,6 +206,9 @@ class DivotLLMTraining(L.LightningModule):
         super().__init__()
         if comp_batch <= 0 and gen_batch <= 0:
             raise ValueError("comp_batch and gen_batch cannot both be 0")
+        if total_steps < 3:
+            raise ValueError(f"total_steps must be at least 3 (warm-up + decay of the one-cycle "
+                             f"schedule), got {total_steps}")
         if table.tokens.shape[1:] != (model.num_tokens, model.token_dim):
             raise ValueError(f"the table holds tokens {tuple(table.tokens.shape[1:])}, the model reads "
                              f"({model.num_tokens}, {model.token_dim})")
@@ -293,7 +296,8 @@ class DivotLLMTraining(L.LightningModule):
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
                                  {"params": rest, "weight_decay": 0.0}], lr=self.lr, betas=(0.9, 0.98))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
-                                                    pct_start=self.warmup_frac)
+                                                    # >= 2 warm-up steps: fewer breaks OneCycleLR
+                                                    pct_start=max(self.warmup_frac, 2 / self.total_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
