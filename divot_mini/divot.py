@@ -186,18 +186,11 @@ class Divot:
     def _marker(self, token: str) -> int:
         return tt.special_token_id(self.text_tokenizer, token)
 
-    @torch.no_grad()
-    def _write_clip(self, ids: list[int], clips: list[torch.Tensor], generator, var_scale: float
-                    ) -> torch.Tensor:
-        """The official one-pass clip: ids (ending in ``<vid>`` or a clip's ``</frame>``) + ``<frame>``
-        + N queries, with every earlier clip read through its tokens."""
-        llm = self.llm
-        x = torch.tensor([ids], device=self.device)
-        read = torch.stack(clips)[None] if clips else None
+    def _sample_kwargs(self, generator, var_scale: float) -> dict:
         kw = {"generator": generator}
-        if "var_scale" in inspect.signature(llm.output_resampler.sample).parameters:  # GMM heads
+        if "var_scale" in inspect.signature(self.llm.output_resampler.sample).parameters:  # GMM heads
             kw["var_scale"] = var_scale
-        return llm.generate_video_tokens(x, torch.ones_like(x), video_tokens=read, **kw)[0]
+        return kw
 
     @torch.no_grad()
     def generate(self, prompt: str, seed: int = 0, var_scale: float = 0.1, max_text_tokens: int = 16,
@@ -220,7 +213,8 @@ class Divot:
                                f"{instruction!r}; it wrote {self._text(new)!r}")
         ids = ids + new[:new.index(vid) + 1]
         g = torch.Generator(device=self.device).manual_seed(seed)
-        tokens = self._write_clip(ids, [], g, var_scale)
+        x = torch.tensor([ids], device=self.device)
+        tokens = self.llm.generate_video_tokens(x, torch.ones_like(x), **self._sample_kwargs(g, var_scale))[0]
         return self.detokenize(tokens, seed, **settings)
 
     @torch.no_grad()
@@ -228,40 +222,28 @@ class Divot:
               max_new_tokens: int = 128, **settings) -> list[tuple[str, object]]:
         """Interleaved text and clips for an instruction such as "generate a story about ...".
 
-        The model writes text; whenever it opens a clip (``<vid>``, or ``<frame>`` inside a video
-        block), the clip is written the official way (N queries, one forward, GMM sample) and then
-        *read* by the model like any clip it is shown, and writing goes on. Returns a list of
-        ``("text", str)`` and ``("clip", tensor [16, 3, size, size])`` in order.
+        The model writes text (greedy); whenever it opens a clip (``<vid>``), the clip is written the
+        official way (``<frame>`` + N queries, one forward, a GMM sample per token) and stays in the
+        sequence as that query block while writing goes on (:meth:`DivotLLM.generate_interleaved`,
+        the layout the course's instruction tuning trains). Returns a list of ``("text", str)`` and
+        ``("clip", tensor [16, 3, size, size])`` in order.
         """
         self._need("llm", "text_tokenizer", "detokenizer")
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError("instruction must be a non-empty string")
-        tok, llm = self.text_tokenizer, self.llm
-        vid, boi, eoi = (self._marker(t) for t in (tt.VID_BOI_TOKEN, tt.BOI_TOKEN, tt.EOI_TOKEN))
-        ids = tt.instruction_ids(tok, instruction.strip())
-        frame_ids = llm.frame_token_ids.tolist()
+        tok = self.text_tokenizer
         g = torch.Generator(device=self.device).manual_seed(seed)
-        clips: list[torch.Tensor] = []
+        parts = self.llm.generate_interleaved(
+            tt.instruction_ids(tok, instruction.strip()), tok.eos_token_id, self._marker(tt.VID_BOI_TOKEN),
+            self._marker(tt.VID_EOI_TOKEN), max_new_tokens=max_new_tokens, max_clips=max_clips,
+            **self._sample_kwargs(g, var_scale))
         out: list[tuple[str, object]] = []
-        budget = max_new_tokens
-        while budget > 0:
-            x = torch.tensor([ids], device=self.device)
-            read = torch.stack(clips)[None] if clips else None
-            new = llm.generate_text(x, attention_mask=torch.ones_like(x), video_tokens=read, do_sample=False,
-                                    max_new_tokens=budget, eos_token_id=[vid, boi, tok.eos_token_id],
-                                    pad_token_id=tok.pad_token_id)[0].tolist()
-            budget -= len(new)
-            stop = new[-1] if new else tok.eos_token_id
-            text = self._text([t for t in new if t not in (vid, boi, eoi, tok.eos_token_id)])
-            if text:
-                out.append(("text", text))
-            if stop not in (vid, boi) or len(clips) >= max_clips:
-                break
-            ids = ids + (new if stop == vid else new[:-1])  # _write_clip appends <frame> itself
-            tokens = self._write_clip(ids, clips, g, var_scale)
-            clips.append(tokens)
-            ids = ids + [boi, *frame_ids, eoi]
-            out.append(("clip", self.detokenize(tokens, seed + len(clips), **settings)))
+        for kind, value in parts:
+            if kind == "clip":
+                n = sum(k == "clip" for k, _ in out) + 1
+                out.append(("clip", self.detokenize(value, seed + n, **settings)))
+            elif self._text(value):
+                out.append(("text", self._text(value)))
         return out
 
 

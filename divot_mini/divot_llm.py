@@ -196,6 +196,32 @@ def generation_example(tokenizer, caption: str, num_tokens: int = tt.MINI_NUM_TO
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def story_example(tokenizer, instruction: str, sentences: Sequence[str],
+                  num_tokens: int = tt.MINI_NUM_TOKENS) -> dict[str, list[int]]:
+    """Interleaved text and clips: ``<s>[INST] {instruction} [/INST]\\n`` then, per sentence,
+    ``{sentence} <vid><frame> N queries </frame></vid>``, then ``</s>``.
+
+    Each clip is a written clip exactly as in :func:`generation_example` (queries marked -1, labels on
+    ``<vid>`` and ``</vid>``); the sentences and EOS carry the text loss. Later text attends to the
+    earlier clips' query positions, as at generation time (:meth:`DivotLLM.generate_interleaved`).
+    """
+    if not sentences:
+        raise ValueError("a story needs at least one sentence")
+    ids = tt.instruction_ids(tokenizer, instruction)
+    labels = [IGNORE_INDEX] * len(ids)
+    mask = [1] * len(ids)
+    clip = tt.encode_text(tokenizer, tt.video_token_string(1, num_tokens))  # <vid><frame> ... </frame></vid>
+    for sentence in sentences:
+        words = tt.encode_text(tokenizer, sentence)
+        ids += words + clip
+        labels += words + [clip[0]] + [IGNORE_INDEX] * (len(clip) - 2) + [clip[-1]]
+        mask += [1] * (len(words) + 2) + [-1] * num_tokens + [1] * 2
+    ids.append(tokenizer.eos_token_id)
+    labels.append(tokenizer.eos_token_id)
+    mask.append(1)
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
 def collate(examples: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a list of examples to tensors (ids: pad, labels: -100, attention_mask: 0)."""
     L = max(len(e["input_ids"]) for e in examples)
@@ -418,6 +444,69 @@ class DivotLLM(nn.Module):
         mixture mean; MSE: the regression); ``sample_kwargs`` go to ``head.sample``.
         """
         states = self.generation_states(input_ids, attention_mask, video_tokens)
+        return self.write_tokens(states, sample, **sample_kwargs)
+
+    def write_tokens(self, states: torch.Tensor, sample: bool = True, **sample_kwargs) -> torch.Tensor:
+        """Query states [B, N, hidden] -> clip tokens [B, N, d]: a head sample, or its deterministic
+        prediction (``sample=False``)."""
         if sample:
             return self.output_resampler.sample(states, **sample_kwargs)
         return self.output_resampler.predict(states)
+
+    @torch.no_grad()
+    def generate_interleaved(self, input_ids: Sequence[int], eos_token_id: int, vid_token_id: int,
+                             vid_end_token_id: int, max_new_tokens: int = 128, max_clips: int = 4, **sample_kwargs
+                             ) -> list[tuple[str, object]]:
+        """Greedy text with clips written where the model opens one (storytelling).
+
+        One prompt (a list of ids, e.g. :func:`text_tokenizer.instruction_ids`); the ids of ``</s>``,
+        ``<vid>`` and ``</vid>``. Text is greedy; the
+        model never writes frame tokens itself. When it writes ``<vid>``, ``<frame>`` + N query
+        positions (mask -1) are appended, one forward writes the clip (head on their states, as
+        :meth:`generate_video_tokens`), ``</frame>`` closes it and writing goes on -- with the clip's
+        query block staying in the sequence, bidirectional, exactly as :func:`story_example` trains
+        it. No KV cache: every step is a full forward under the 4-D mask (short sequences here).
+
+        Returns ``[("text", [ids]), ("clip", tokens [N, d]), ...]`` in order (``<vid>`` / ``</vid>``
+        and EOS are not in the text segments). Stops at EOS, after ``max_new_tokens`` generated ids
+        (clip positions excluded) or when the model opens clip ``max_clips + 1``.
+        """
+        boi, eoi = self._marker_ids()
+        device = self.frame_token_ids.device
+        ids, mask = list(input_ids), [1] * len(input_ids)
+        never = torch.cat([self.frame_token_ids, torch.tensor([boi, eoi], device=device)])
+        out: list[tuple[str, object]] = []
+        text: list[int] = []
+        clips = 0
+
+        def forward():
+            x, m = torch.tensor([ids], device=device), torch.tensor([mask], device=device)
+            return self.hidden_states(self.embed(x, m), m), m
+
+        for _ in range(max_new_tokens):
+            hidden, _ = forward()
+            logits = self.llm.lm_head(hidden[:, -1]).float()
+            logits[:, never] = float("-inf")
+            nxt = int(logits.argmax(-1))
+            if nxt in (eos_token_id, vid_token_id) and text:
+                out.append(("text", text))
+                text = []
+            if nxt == eos_token_id or (nxt == vid_token_id and clips >= max_clips):
+                break
+            ids.append(nxt)
+            mask.append(1)
+            if nxt != vid_token_id:
+                if nxt != vid_end_token_id:
+                    text.append(nxt)
+                continue
+            ids += [boi, *self.frame_token_ids.tolist()]
+            mask += [1] + [-1] * self.num_tokens
+            hidden, m = forward()
+            states = self.query_states(hidden, m)[-1:]  # the block just opened
+            out.append(("clip", self.write_tokens(states, **sample_kwargs)[0]))
+            clips += 1
+            ids.append(eoi)
+            mask.append(1)
+        if text:
+            out.append(("text", text))
+        return out

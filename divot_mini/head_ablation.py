@@ -61,13 +61,13 @@ def build_ablation_llm(head: str, text_tokenizer=None, num_tokens: int = tt.MINI
 
 
 def train_head(head: str, table: TokenTable, steps: int = ABLATION_STEPS, seed: int = 0,
-               progress: bool = False) -> tuple[StandardizedDivotLLM, dict]:
+               progress: bool = False, lr: float = ABLATION_LR) -> tuple[StandardizedDivotLLM, dict]:
     """Train the ablation LLM with ``head`` on generation only (prompt -> clip tokens) for ``steps``.
     Returns (model in eval mode, {"train_seconds", "final_loss", "history"})."""
     text_tokenizer = tt.build_text_tokenizer()
     torch.manual_seed(seed)  # the head's and LLM's initial weights
     model = build_ablation_llm(head, text_tokenizer, table.tokens.shape[1], table.tokens.shape[2])
-    task = DivotLLMTraining(model, text_tokenizer, table, lr=ABLATION_LR, total_steps=steps,
+    task = DivotLLMTraining(model, text_tokenizer, table, lr=lr, total_steps=steps,
                             comp_batch=0, gen_batch=ABLATION_BATCH,
                             partial_frac=ABLATION_PARTIAL_FRAC, seed=seed)
     t0 = time.time()
@@ -145,13 +145,13 @@ def ceiling(probes: LinearProbes, tables: dict[str, TokenTable]) -> dict:
 
 def run_ablation(train: TokenTable, tables: dict[str, TokenTable], heads=ABLATION_HEADS,
                  steps: int = ABLATION_STEPS, seed: int = 0, probe_clips: int = 2048,
-                 progress: bool = False, keep_models: bool = False) -> dict:
+                 progress: bool = False, keep_models: bool = False, lr: float = ABLATION_LR) -> dict:
     """Train and evaluate every head. Probes are fitted on the first ``probe_clips`` training clips.
     Returns {"ceiling": {...}, "rows": {head: metrics}, "models": {head: model} if keep_models}."""
     probes = LinearProbes(train.tokens[:probe_clips], train.labels(slice(0, probe_clips)))
     result = {"ceiling": ceiling(probes, tables), "rows": {}, "models": {}, "probes": probes}
     for head in heads:
-        model, info = train_head(head, train, steps, seed, progress)
+        model, info = train_head(head, train, steps, seed, progress, lr)
         result["rows"][head] = {**info, **evaluate_head(model, probes, tables, seed)}
         if keep_models:
             result["models"][head] = model

@@ -188,3 +188,90 @@ def text_to_video_report(model: DivotLLM, text_tokenizer, tokenizer_model, probe
         out.update({f"t2v_{split}_{k}": v for k, v in probe_scores(probe, videos, labels).items()})
         out[f"writes_vid_{split}"] = writes_vid(model, text_tokenizer, caps)
     return out
+
+
+# ----------------------------------------------------------------------------- storytelling
+STORY_CHECKS = ("format", "object", "motion", "consistent")
+
+
+def story_consistency(sentences: list[str], clips: list[dict[str, int]], shape: int, colour: int,
+                      num_clips: int = 3) -> dict[str, bool]:
+    """Score one generated story: ``sentences`` (the text before each clip) and the attributes a
+    probe reads off each clip. ``format``: ``num_clips`` sentences each followed by a clip, the first
+    naming the instruction's object and a motion, the next ones a motion different from the one
+    before; ``object``: every clip shows the instruction's shape and colour; ``motion``: every clip
+    moves the way its sentence says; ``consistent``: all three."""
+    parsed = [parse_caption(s) for s in sentences]
+    motions = [p["motion"] for p in parsed]
+    fmt = (len(sentences) == len(clips) == num_clips and parsed[0]["shape"] == shape
+           and parsed[0]["colour"] == colour and UNKNOWN not in motions
+           and all(a != b for a, b in zip(motions, motions[1:])))
+    obj = len(clips) == num_clips and all(c["shape"] == shape and c["colour"] == colour for c in clips)
+    mot = fmt and all(c["motion"] == m for c, m in zip(clips, motions))
+    return {"format": fmt, "object": obj, "motion": mot, "consistent": fmt and obj and mot}
+
+
+def split_story(parts: list[tuple[str, object]]) -> tuple[list[list[int]], list[torch.Tensor]]:
+    """(text before each clip, clip tokens) of :meth:`DivotLLM.generate_interleaved`'s output; text
+    after the last clip is dropped, a clip without text before it gets an empty sentence."""
+    sentences, clips, pending = [], [], []
+    for kind, value in parts:
+        if kind == "text":
+            pending = pending + list(value)
+        else:
+            sentences.append(pending)
+            clips.append(value)
+            pending = []
+    return sentences, clips
+
+
+@torch.no_grad()
+def story_report(model: DivotLLM, text_tokenizer, tokenizer_model=None, probe=None, token_probes=None,
+                 n: int = 32, splits: tuple[str, ...] = ("test", "heldout"), seed: int = 0,
+                 steps: int = 10, var_scale: float = 0.1) -> dict:
+    """Write the stories of the first ``n`` story instructions of each split and score them
+    (:func:`story_consistency`): with the video ``probe`` on decoded clips (``story_{split}_{check}``;
+    needs ``tokenizer_model`` for the de-tokenizer) and/or with ``token_probes``
+    (:class:`linear_probe.LinearProbes` on real tokens) on the written tokens
+    (``story_{split}_token_{check}``). Also ``story_{split}_clips``: mean clips written per story."""
+    from .data import MovingShapesStories
+    from .tokenizer_evaluation import decode_tokens
+
+    eos, vid, vid_end = (text_tokenizer.eos_token_id, tt.special_token_id(text_tokenizer, tt.VID_BOI_TOKEN),
+                         tt.special_token_id(text_tokenizer, tt.VID_EOI_TOKEN))
+    model.eval()
+    out = {}
+    for split in splits:
+        stories = MovingShapesStories(split, size=n, seed=seed)
+        objects = stories[list(range(n))]  # renders the clips too: cheap, and the one source of truth
+        scores = {"video": [], "token": []}
+        n_clips = []
+        for i in range(n):
+            shape, colour = int(objects["shape"][i]), int(objects["colour"][i])
+            g = torch.Generator().manual_seed(seed * 100_003 + i)
+            kw = {"generator": g}
+            if hasattr(model.output_resampler, "k"):
+                kw["var_scale"] = var_scale
+            parts = model.generate_interleaved(tt.instruction_ids(text_tokenizer, objects["instruction"][i]),
+                                               eos, vid, vid_end, max_clips=stories.num_clips + 1, **kw)
+            sentences, clips = split_story(parts)
+            sentences = [tt.decode_words(text_tokenizer, s) for s in sentences]
+            n_clips.append(len(clips))
+            readers = []
+            if probe is not None:
+                readers.append(("video", lambda t: probe.predict(decode_tokens(tokenizer_model, t, steps=steps,
+                                                                               seed=seed))))
+            if token_probes is not None:
+                readers.append(("token", token_probes.predict))
+            for name, read in readers:
+                if clips:
+                    pred = read(torch.stack(clips))
+                    per_clip = [{k: int(pred[k][j]) for k in ATTRIBUTES} for j in range(len(clips))]
+                else:
+                    per_clip = []
+                scores[name].append(story_consistency(sentences, per_clip, shape, colour, stories.num_clips))
+        for name, prefix in (("video", f"story_{split}_"), ("token", f"story_{split}_token_")):
+            if scores[name]:
+                out.update({prefix + c: sum(s[c] for s in scores[name]) / n for c in STORY_CHECKS})
+        out[f"story_{split}_clips"] = sum(n_clips) / n
+    return out

@@ -41,9 +41,9 @@ import torch
 
 from . import checkpoints
 from . import text_tokenizer as tt
-from .data import ATTRIBUTES, MovingShapes, partial_caption, questions
+from .data import ATTRIBUTES, MovingShapes, MovingShapesStories, partial_caption, questions, story_instruction, story_sentences
 from .data import caption as make_caption
-from .divot_llm import DivotLLM, collate, comprehension_example, generation_example
+from .divot_llm import DivotLLM, collate, comprehension_example, generation_example, story_example
 
 # The tasks a comprehension example can be: the caption, or one question per attribute.
 COMPREHENSION_TASKS = ("caption",) + tuple(ATTRIBUTES)
@@ -115,6 +115,46 @@ def synthetic_token_table(n: int = 512, split: str = "train", num_tokens: int = 
     return TokenTable(tokens, a["shape"], a["colour"], a["motion"], split=split)
 
 
+@dataclass
+class StoryTable:
+    """Divot tokens of the clips of fixed three-clip stories (``data.MovingShapesStories``):
+    ``tokens`` [M, C, N, d], ``shape``/``colour`` [M] (one object per story), ``motion`` [M, C]."""
+
+    tokens: torch.Tensor
+    shape: torch.Tensor
+    colour: torch.Tensor
+    motion: torch.Tensor
+    split: str = "train"
+
+    def __post_init__(self):
+        if self.tokens.ndim != 4:
+            raise ValueError(f"story tokens must be [stories, clips, N, d], got {tuple(self.tokens.shape)}")
+        M, C = self.tokens.shape[:2]
+        if self.shape.shape != (M,) or self.colour.shape != (M,) or self.motion.shape != (M, C):
+            raise ValueError(f"need shape/colour [{M}] and motion [{M}, {C}], got "
+                             f"{tuple(self.shape.shape)}, {tuple(self.colour.shape)}, {tuple(self.motion.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def story_table(tokenizer_model, split: str = "train", n: int = 1024, seed: int = 0,
+                batch_size: int = 64) -> StoryTable:
+    """Tokenize the clips of stories 0..n-1 of ``split`` with the frozen Divot tokenizer."""
+    ds = MovingShapesStories(split, size=n, seed=seed)
+    parts, lab = [], {"shape": [], "colour": [], "motion": []}
+    was_training = getattr(tokenizer_model, "training", False)
+    tokenizer_model.eval()
+    for s in range(0, n, batch_size):
+        b = ds[list(range(s, min(n, s + batch_size)))]
+        B, C = b["video"].shape[:2]
+        parts.append(tokenizer_model.tokens(b["video"].flatten(0, 1)).float().unflatten(0, (B, C)))
+        for k in lab:
+            lab[k].append(b[k])
+    tokenizer_model.train(was_training)
+    return StoryTable(torch.cat(parts), *(torch.cat(lab[k]) for k in ("shape", "colour", "motion")), split=split)
+
+
 # ----------------------------------------------------------------------------- token standardisation
 class StandardizedDivotLLM(DivotLLM):
     """:class:`DivotLLM` that reads and writes Divot tokens standardised per (position, dimension).
@@ -129,8 +169,8 @@ class StandardizedDivotLLM(DivotLLM):
     with the weights). Identity stats (mean 0, std 1) give back the official model exactly.
 
     Callers pass and receive *raw* tokenizer tokens: ``embed`` (reading), ``forward``'s
-    ``target_tokens`` (the GMM loss) and ``generate_video_tokens`` (mapped back to the tokenizer's
-    scale for the de-tokenizer) convert internally.
+    ``target_tokens`` (the GMM loss) and ``write_tokens`` (every written clip, mapped back to the
+    tokenizer's scale for the de-tokenizer) convert internally.
     """
 
     def __init__(self, *args, **kwargs):
@@ -164,9 +204,9 @@ class StandardizedDivotLLM(DivotLLM):
             target_tokens = self.standardize(target_tokens)
         return super().forward(input_ids, attention_mask, labels, video_tokens, target_tokens)
 
-    @torch.no_grad()
-    def generate_video_tokens(self, *args, **kwargs) -> torch.Tensor:
-        return self.unstandardize(super().generate_video_tokens(*args, **kwargs))
+    def write_tokens(self, states, sample=True, **sample_kwargs) -> torch.Tensor:
+        # Every written clip (generate_video_tokens, generate_interleaved) back on the tokenizer's scale.
+        return self.unstandardize(super().write_tokens(states, sample, **sample_kwargs))
 
 
 # ----------------------------------------------------------------------------- examples
@@ -195,6 +235,9 @@ class DivotLLMTraining(L.LightningModule):
     questions, equally often). ``partial_frac``: share of generation examples whose prompt leaves one
     attribute out (``data.partial_caption``; the GMM must then cover every value of it).
     ``comp_batch`` / ``gen_batch``: examples per step of each kind (0 switches a kind off).
+    ``stories`` + ``story_batch``: also train on interleaved stories (``story_example``: sentences
+    and the clips they describe; text loss + the head's loss on every clip) -- the instruction-tuning
+    stage (:func:`train_divot_llm_sft`).
     A :class:`StandardizedDivotLLM` gets its token stats from the table here (``fit_stats``).
     """
 
@@ -202,10 +245,15 @@ class DivotLLMTraining(L.LightningModule):
                  total_steps: int = 600, comp_batch: int = 32, gen_batch: int = 32,
                  caption_frac: float = 0.5, partial_frac: float = 0.2, gen_loss_scale: float = 1.0,
                  weight_decay: float = 0.01, warmup_frac: float = 0.05, seed: int = 0,
-                 fit_stats: bool = True):
+                 fit_stats: bool = True, stories: StoryTable | None = None, story_batch: int = 0):
         super().__init__()
-        if comp_batch <= 0 and gen_batch <= 0:
-            raise ValueError("comp_batch and gen_batch cannot both be 0")
+        if comp_batch <= 0 and gen_batch <= 0 and story_batch <= 0:
+            raise ValueError("comp_batch, gen_batch and story_batch cannot all be 0")
+        if story_batch > 0 and stories is None:
+            raise ValueError("story_batch > 0 needs a StoryTable (stories=...)")
+        if stories is not None and stories.tokens.shape[2:] != (model.num_tokens, model.token_dim):
+            raise ValueError(f"the story table holds tokens {tuple(stories.tokens.shape[2:])}, the model "
+                             f"writes ({model.num_tokens}, {model.token_dim})")
         if total_steps < 3:
             raise ValueError(f"total_steps must be at least 3 (warm-up + decay of the one-cycle "
                              f"schedule), got {total_steps}")
@@ -217,6 +265,7 @@ class DivotLLMTraining(L.LightningModule):
             model.fit_token_stats(table.tokens)
         self.lr, self.total_steps, self.weight_decay, self.warmup_frac = lr, total_steps, weight_decay, warmup_frac
         self.comp_batch, self.gen_batch = comp_batch, gen_batch
+        self.stories, self.story_batch = stories, story_batch
         self.caption_frac, self.partial_frac, self.gen_loss_scale = caption_frac, partial_frac, gen_loss_scale
         self.seed = seed
         self.history: list[dict] = []  # per step: step, loss, comp_lm, gen_lm, gmm (for plots)
@@ -230,6 +279,10 @@ class DivotLLMTraining(L.LightningModule):
                 task, s, c, m = key
                 q, a = comprehension_prompt_answer(task, s, c, m)
                 ex = comprehension_example(self.text_tokenizer, q, a, num_tokens=self.model.num_tokens)
+            elif kind == "story":
+                shape, colour, *motions = key
+                ex = story_example(self.text_tokenizer, story_instruction(shape, colour),
+                                   story_sentences(shape, colour, motions), num_tokens=self.model.num_tokens)
             else:
                 ex = generation_example(self.text_tokenizer, key[0], num_tokens=self.model.num_tokens)
             self._cache[(kind, *key)] = ex
@@ -262,17 +315,27 @@ class DivotLLMTraining(L.LightningModule):
                              else make_caption(s, c, m))
             examples = [self._encode("gen", t) for t in texts]
             batch["gen"] = {**collate(examples, pad), "target_tokens": self.table.tokens[idx]}
+        if self.story_batch > 0:
+            idx = torch.randint(0, len(self.stories), (self.story_batch,), generator=g)
+            st = self.stories
+            examples = [self._encode("story", int(st.shape[i]), int(st.colour[i]), *st.motion[i].tolist())
+                        for i in idx.tolist()]
+            batch["story"] = {**collate(examples, pad), "target_tokens": st.tokens[idx]}
         return batch
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         zero = next(self.model.parameters()).new_zeros(())
-        out = {"comp_lm": zero, "gen_lm": zero, "gmm": zero}
+        out = {"comp_lm": zero, "gen_lm": zero, "gmm": zero, "story_lm": zero, "story_gmm": zero}
         if "comp" in batch:
             out["comp_lm"] = self.model(**batch["comp"]).lm_loss
         if "gen" in batch:
             o = self.model(**batch["gen"])
             out["gen_lm"], out["gmm"] = o.lm_loss, o.gen_loss
-        out["loss"] = out["comp_lm"] + out["gen_lm"] + self.gen_loss_scale * out["gmm"]
+        if "story" in batch:
+            o = self.model(**batch["story"])
+            out["story_lm"], out["story_gmm"] = o.lm_loss, o.gen_loss
+        out["loss"] = (out["comp_lm"] + out["gen_lm"] + out["story_lm"]
+                       + self.gen_loss_scale * (out["gmm"] + out["story_gmm"]))
         return out
 
     # -- Lightning ------------------------------------------------------------------------------
@@ -287,6 +350,8 @@ class DivotLLMTraining(L.LightningModule):
         self.log("lm", out["comp_lm"], prog_bar=True)
         self.log("gmm", out["gmm"], prog_bar=True)
         self.log("gen_lm", out["gen_lm"])
+        if self.story_batch > 0:
+            self.log("story", out["story_lm"] + out["story_gmm"], prog_bar=True)
         self.history.append({"step": int(self.global_step), **{k: float(v.detach()) for k, v in out.items()}})
         return out["loss"]
 
@@ -350,19 +415,24 @@ LLM_TRAIN_CLIPS = 4096
 LLM_CAPTION_FRAC, LLM_PARTIAL_FRAC = 0.5, 0.2
 
 
-def tokenizer_fingerprint() -> str | None:
-    """sha256 (first 16 hex digits) of the shipped ``divot_tokenizer`` weights, or None if none ship.
+def shipped_fingerprint(name: str) -> str | None:
+    """sha256 (first 16 hex digits) of the shipped weights ``name``, or None if none ship.
 
-    It is part of ``divot_llm``'s config: an LLM trained on one tokenizer's tokens is meaningless
-    with another's, so re-shipping the tokenizer makes the weights policy reject (and retrain) a
-    ``divot_llm`` made before."""
+    Part of the config of a checkpoint trained on another one's outputs: an LLM trained on one
+    tokenizer's tokens is meaningless with another's, so re-shipping the tokenizer makes the weights
+    policy reject (and retrain) a ``divot_llm`` made before; likewise ``divot_llm_sft`` and its base."""
     import json
 
-    meta = checkpoints.paths(checkpoints.shipped_dir(), "divot_tokenizer")[1]
+    meta = checkpoints.paths(checkpoints.shipped_dir(), name)[1]
     try:
         return str(json.loads(meta.read_text())["sha256"])[:16]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def tokenizer_fingerprint() -> str | None:
+    """:func:`shipped_fingerprint` of ``divot_tokenizer``."""
+    return shipped_fingerprint("divot_tokenizer")
 
 
 def build_divot_llm() -> StandardizedDivotLLM:
@@ -431,6 +501,73 @@ checkpoints.register(checkpoints.CheckpointSpec(
     seed=0,
     command="python scripts/train.py divot_llm --ship",
 ))
+
+
+# ----------------------------------------------------------------------------- instruction tuning
+SFT_STEPS, SFT_LR = 300, 3e-4
+SFT_COMP_BATCH, SFT_GEN_BATCH, SFT_STORY_BATCH = 16, 16, 16
+SFT_STORIES = 1024
+
+
+def train_divot_llm_sft(model: DivotLLM, seed: int = 0, steps: int = SFT_STEPS, n_stories: int = SFT_STORIES,
+                        progress: bool = True, evaluate: bool = True, tokenizer_model=None,
+                        base: DivotLLM | None = None, **task_kwargs) -> dict:
+    """The instruction-tuning stage: start from the pre-trained ``divot_llm`` (``base``, default the
+    shipped/cached one) and continue at a lower learning rate on a mix that adds *interleaved
+    stories* ("generate a story about a red circle" -> sentence, clip, sentence, clip, ...) to the
+    captions, questions and text-to-video of pre-training. Its token statistics stay those of
+    pre-training (``fit_stats=False``)."""
+    from .tokenizer_training import load_trained
+
+    t0 = time.time()
+    if base is None:
+        base, _ = checkpoints.load("divot_llm", verbose=progress)
+    model.load_state_dict(base.state_dict())
+    if tokenizer_model is None:
+        tokenizer_model = load_trained(verbose=progress)
+    table = token_table(tokenizer_model, "train", LLM_TRAIN_CLIPS, seed=0)
+    stories = story_table(tokenizer_model, "train", n_stories, seed=0)
+    t_table = time.time() - t0
+    kw = dict(lr=SFT_LR, comp_batch=SFT_COMP_BATCH, gen_batch=SFT_GEN_BATCH, story_batch=SFT_STORY_BATCH,
+              caption_frac=LLM_CAPTION_FRAC, partial_frac=LLM_PARTIAL_FRAC, fit_stats=False)
+    task = DivotLLMTraining(model, tt.build_text_tokenizer(), table, total_steps=steps, seed=seed,
+                            stories=stories, **{**kw, **task_kwargs})
+    t1 = time.time()
+    trainer = fit(task, progress=progress, seed=seed)
+    metrics = {"tokenizer_sha256": tokenizer_fingerprint(), "token_table_seconds": round(t_table, 1),
+               "train_seconds": round(time.time() - t1, 1), "steps": steps, "threads": torch.get_num_threads(),
+               **{f"final_{k}": round(float(v), 4) for k, v in trainer.callback_metrics.items()}}
+    if not evaluate:
+        return metrics
+    from .linear_probe import LinearProbes
+    from .llm_evaluation import comprehension_report, story_report
+    from .probe import load_probe
+
+    t2 = time.time()
+    text_tok = task.text_tokenizer
+    metrics.update(comprehension_report(model, text_tok, tokenizer_model, n=512))
+    probes = LinearProbes(table.tokens[:2048], table.labels(slice(0, 2048)))
+    metrics.update(story_report(model, text_tok, tokenizer_model, load_probe(verbose=progress), probes, n=32))
+    metrics["eval_seconds"] = round(time.time() - t2, 1)
+    return metrics
+
+
+checkpoints.register(checkpoints.CheckpointSpec(
+    name="divot_llm_sft",
+    build=build_divot_llm,
+    train=lambda m, seed: train_divot_llm_sft(m, seed),
+    config={"base": "divot_llm", "base_sha256": shipped_fingerprint("divot_llm"), "steps": SFT_STEPS, "lr": SFT_LR, "comp_batch": SFT_COMP_BATCH,
+            "gen_batch": SFT_GEN_BATCH, "story_batch": SFT_STORY_BATCH, "stories": SFT_STORIES,
+            "tokenizer_sha256": tokenizer_fingerprint()},
+    seed=0,
+    command="python scripts/train.py divot_llm_sft --ship",
+))
+
+
+def load_divot_llm_sft(verbose: bool = True) -> tuple[DivotLLM, object]:
+    """(instruction-tuned Divot-LLM in eval mode, its text tokenizer) through the weights policy."""
+    model, _ = checkpoints.load("divot_llm_sft", verbose=verbose)
+    return model, tt.build_text_tokenizer()
 
 
 def load_divot_llm(verbose: bool = True) -> tuple[DivotLLM, object]:

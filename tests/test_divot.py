@@ -98,21 +98,30 @@ def test_generate_without_vid_names_what_the_model_wrote(divot, monkeypatch):
         divot.generate("a red circle moves left")
 
 
-def test_story_interleaves_text_and_clips_and_reads_its_own_clips(divot, monkeypatch):
-    tok = divot.text_tokenizer
-    script = Scripted(divot.llm, tok, [["red", "<vid>"], ["<frame>"], ["blue", "</s>"]])
-    monkeypatch.setattr(divot.llm, "generate_text", script)
+def test_story_interleaves_text_and_clips_keeping_written_clips_as_query_blocks(divot, monkeypatch):
+    tok, llm = divot.text_tokenizer, divot.llm
+    script = [tt.special_token_id(tok, w) if w.startswith("<") else tt.encode_text(tok, w)[0]
+              for w in ["red", "<vid>", "</vid>", "blue", "<vid>", "</vid>", "</s>"]]
+    vocab = llm.llm.config.vocab_size
+
+    def scripted_head(hidden):  # the greedy choice of each text step, one after another
+        return torch.nn.functional.one_hot(torch.tensor([script.pop(0)]), vocab).float() * 10
+
+    masks = []
+    real_hidden_states = llm.hidden_states
+    monkeypatch.setattr(llm.llm.lm_head, "forward", scripted_head)
+    monkeypatch.setattr(llm, "hidden_states", lambda e, m: masks.append(m.clone()) or real_hidden_states(e, m))
     story = divot.story("generate a story about a red circle")
-    assert [kind for kind, _ in story] == ["text", "clip", "clip", "text"]
-    assert story[0][1] == "red" and story[3][1] == "blue"
-    assert story[1][1].shape == (16, 3, 16, 16)
-    # the second and third generation calls read the clips written so far
-    assert script.calls[0][1] is None
-    assert script.calls[1][1] == (1, 1, divot.llm.num_tokens, divot.llm.token_dim)
-    assert script.calls[2][1] == (1, 2, divot.llm.num_tokens, divot.llm.token_dim)
-    boi, eoi = tt.special_token_id(tok, tt.BOI_TOKEN), tt.special_token_id(tok, tt.EOI_TOKEN)
-    ids = script.calls[2][0]
-    assert ids.count(boi) == 2 and ids.count(eoi) == 2
+    assert [kind for kind, _ in story] == ["text", "clip", "text", "clip"]
+    assert story[0][1] == "red" and story[2][1] == "blue"
+    assert story[1][1].shape == (16, 3, 16, 16) and not torch.equal(story[1][1], story[3][1])
+    # the last forward still holds both written clips as bidirectional query blocks (-1)
+    assert int((masks[-1] == -1).sum()) == 2 * llm.num_tokens
+    assert not script  # every scripted step was used; generation stopped at </s>
+    again = divot.story  # seeded: the same instruction and seed give the same clips
+    script += [tt.special_token_id(tok, w) if w.startswith("<") else tt.encode_text(tok, w)[0]
+               for w in ["red", "<vid>", "</vid>", "blue", "<vid>", "</vid>", "</s>"]]
+    assert torch.equal(again("generate a story about a red circle")[1][1], story[1][1])
 
 
 def test_bad_inputs_get_clear_errors(divot, release):

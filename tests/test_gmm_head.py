@@ -119,7 +119,7 @@ def test_gmm_head_shapes_and_official_projection():
         head.loss(h, torch.randn(2, 5, 3))
 
 
-@pytest.mark.parametrize("kind", ["gmm", "gmm_k1", "mse", "diffusion"])
+@pytest.mark.parametrize("kind", ["gmm", "gmm_k1", "gmm_mse", "mse", "diffusion"])
 def test_every_head_has_the_same_interface(kind):
     torch.manual_seed(0)
     head = make_generation_head(kind, hidden_size=16, token_dim=4)
