@@ -85,6 +85,7 @@ class TokenTable:
 
 
 @torch.no_grad()
+@torch.no_grad()  # the tables are data: no graph back into the frozen tokenizer
 def token_table(tokenizer_model, split: str = "train", n: int = 4096, seed: int = 0,
                 batch_size: int = 128) -> TokenTable:
     """Tokenize clips 0..n-1 of ``split`` with the frozen Divot tokenizer (``tokenizer_model.tokens``,
@@ -138,6 +139,7 @@ class StoryTable:
         return len(self.tokens)
 
 
+@torch.no_grad()
 def story_table(tokenizer_model, split: str = "train", n: int = 1024, seed: int = 0,
                 batch_size: int = 64) -> StoryTable:
     """Tokenize the clips of stories 0..n-1 of ``split`` with the frozen Divot tokenizer."""
