@@ -219,10 +219,10 @@ class Divot:
 
     @torch.no_grad()
     def story(self, instruction: str, seed: int = 0, var_scale: float = 0.1, max_clips: int = 4,
-              max_new_tokens: int = 128, **settings) -> list[tuple[str, object]]:
+              max_new_tokens: int = 128, temperature: float = 0.0, **settings) -> list[tuple[str, object]]:
         """Interleaved text and clips for an instruction such as "generate a story about ...".
 
-        The model writes text (greedy); whenever it opens a clip (``<vid>``), the clip is written the
+        The model writes text (greedy, or sampled at ``temperature`` > 0 with the seed); whenever it opens a clip (``<vid>``), the clip is written the
         official way (``<frame>`` + N queries, one forward, a GMM sample per token) and stays in the
         sequence as that query block while writing goes on (:meth:`DivotLLM.generate_interleaved`,
         the layout the course's instruction tuning trains). Returns a list of ``("text", str)`` and
@@ -236,7 +236,7 @@ class Divot:
         parts = self.llm.generate_interleaved(
             tt.instruction_ids(tok, instruction.strip()), tok.eos_token_id, self._marker(tt.VID_BOI_TOKEN),
             self._marker(tt.VID_EOI_TOKEN), max_new_tokens=max_new_tokens, max_clips=max_clips,
-            **self._sample_kwargs(g, var_scale))
+            temperature=temperature, **self._sample_kwargs(g, var_scale))
         out: list[tuple[str, object]] = []
         for kind, value in parts:
             if kind == "clip":

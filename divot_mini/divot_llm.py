@@ -455,8 +455,8 @@ class DivotLLM(nn.Module):
 
     @torch.no_grad()
     def generate_interleaved(self, input_ids: Sequence[int], eos_token_id: int, vid_token_id: int,
-                             vid_end_token_id: int, max_new_tokens: int = 128, max_clips: int = 4, **sample_kwargs
-                             ) -> list[tuple[str, object]]:
+                             vid_end_token_id: int, max_new_tokens: int = 128, max_clips: int = 4,
+                             temperature: float = 0.0, **sample_kwargs) -> list[tuple[str, object]]:
         """Greedy text with clips written where the model opens one (storytelling).
 
         One prompt (a list of ids, e.g. :func:`text_tokenizer.instruction_ids`); the ids of ``</s>``,
@@ -487,7 +487,11 @@ class DivotLLM(nn.Module):
             hidden, _ = forward()
             logits = self.llm.lm_head(hidden[:, -1]).float()
             logits[:, never] = float("-inf")
-            nxt = int(logits.argmax(-1))
+            if temperature > 0:
+                probs = (logits / temperature).softmax(-1)
+                nxt = int(torch.multinomial(probs, 1, generator=sample_kwargs.get("generator")))
+            else:
+                nxt = int(logits.argmax(-1))
             if nxt in (eos_token_id, vid_token_id) and text:
                 out.append(("text", text))
                 text = []

@@ -27,8 +27,10 @@ reports decoded-video numbers too).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import time
+from pathlib import Path
 
 import torch
 
@@ -46,6 +48,7 @@ ABLATION_HIDDEN, ABLATION_LAYERS = 128, 2
 ABLATION_STEPS, ABLATION_BATCH, ABLATION_LR = 400, 32, 1e-3
 ABLATION_PARTIAL_FRAC = 0.3  # share of prompts with an attribute left out (a third: the colour)
 FREE_SAMPLES = 64
+BENCHMARK_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "head_ablation.json"
 
 
 def build_ablation_llm(head: str, text_tokenizer=None, num_tokens: int = tt.MINI_NUM_TOKENS,
@@ -156,3 +159,12 @@ def run_ablation(train: TokenTable, tables: dict[str, TokenTable], heads=ABLATIO
         if keep_models:
             result["models"][head] = model
     return result
+
+
+def load_benchmark(path: str | Path = BENCHMARK_FILE) -> dict:
+    """The committed results of ``benchmarks/head_ablation.py`` (command, commit, recipe, rows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no head-ablation results at {path}; make them with "
+                                f"`python benchmarks/head_ablation.py --out {path}` (~12 min on 2 cores)")
+    return json.loads(path.read_text())

@@ -194,18 +194,23 @@ def text_to_video_report(model: DivotLLM, text_tokenizer, tokenizer_model, probe
 STORY_CHECKS = ("format", "object", "motion", "consistent")
 
 
+def story_format(sentences: list[str], shape: int, colour: int, num_clips: int = 3) -> bool:
+    """``num_clips`` sentences, the first naming the instruction's object and a motion, each later one
+    a motion different from the one before (the stories of ``data.MovingShapesStories``)."""
+    parsed = [parse_caption(s) for s in sentences]
+    motions = [p["motion"] for p in parsed]
+    return (len(sentences) == num_clips and parsed[0]["shape"] == shape and parsed[0]["colour"] == colour
+            and UNKNOWN not in motions and all(a != b for a, b in zip(motions, motions[1:])))
+
+
 def story_consistency(sentences: list[str], clips: list[dict[str, int]], shape: int, colour: int,
                       num_clips: int = 3) -> dict[str, bool]:
     """Score one generated story: ``sentences`` (the text before each clip) and the attributes a
-    probe reads off each clip. ``format``: ``num_clips`` sentences each followed by a clip, the first
-    naming the instruction's object and a motion, the next ones a motion different from the one
-    before; ``object``: every clip shows the instruction's shape and colour; ``motion``: every clip
-    moves the way its sentence says; ``consistent``: all three."""
-    parsed = [parse_caption(s) for s in sentences]
-    motions = [p["motion"] for p in parsed]
-    fmt = (len(sentences) == len(clips) == num_clips and parsed[0]["shape"] == shape
-           and parsed[0]["colour"] == colour and UNKNOWN not in motions
-           and all(a != b for a, b in zip(motions, motions[1:])))
+    probe reads off each clip. ``format``: :func:`story_format` and one clip per sentence;
+    ``object``: every clip shows the instruction's shape and colour; ``motion``: every clip moves the
+    way its sentence says; ``consistent``: all three."""
+    fmt = story_format(sentences, shape, colour, num_clips) and len(clips) == num_clips
+    motions = [parse_caption(s)["motion"] for s in sentences]
     obj = len(clips) == num_clips and all(c["shape"] == shape and c["colour"] == colour for c in clips)
     mot = fmt and all(c["motion"] == m for c, m in zip(clips, motions))
     return {"format": fmt, "object": obj, "motion": mot, "consistent": fmt and obj and mot}
@@ -228,50 +233,66 @@ def split_story(parts: list[tuple[str, object]]) -> tuple[list[list[int]], list[
 @torch.no_grad()
 def story_report(model: DivotLLM, text_tokenizer, tokenizer_model=None, probe=None, token_probes=None,
                  n: int = 32, splits: tuple[str, ...] = ("test", "heldout"), seed: int = 0,
-                 steps: int = 10, var_scale: float = 0.1) -> dict:
-    """Write the stories of the first ``n`` story instructions of each split and score them
-    (:func:`story_consistency`): with the video ``probe`` on decoded clips (``story_{split}_{check}``;
-    needs ``tokenizer_model`` for the de-tokenizer) and/or with ``token_probes``
-    (:class:`linear_probe.LinearProbes` on real tokens) on the written tokens
-    (``story_{split}_token_{check}``). Also ``story_{split}_clips``: mean clips written per story."""
+                 steps: int = 10, var_scale: float = 0.1, temperature: float = 1.0) -> dict:
+    """Write the stories of the first ``n`` story instructions of each split (text sampled at
+    ``temperature``: the data's motions are random) and score them (:func:`story_consistency`).
+
+    ``story_{split}_format``: the text alone. With the video ``probe`` on decoded clips (needs
+    ``tokenizer_model`` for the de-tokenizer): ``story_{split}_{object,motion,consistent}``. With
+    ``token_probes`` (:class:`linear_probe.LinearProbes` on real tokens) on the written tokens:
+    ``story_{split}_token_{object,motion,consistent}``. Per clip, for each reader:
+    ``story_{split}_[token_]clip_{shape,colour,motion}`` -- the share of written clips showing the
+    instruction's shape / colour and the motion of their own sentence (a graded view: a consistent
+    story needs all nine right). ``story_{split}_clips``: clips per story."""
     from .data import MovingShapesStories
     from .tokenizer_evaluation import decode_tokens
 
     eos, vid, vid_end = (text_tokenizer.eos_token_id, tt.special_token_id(text_tokenizer, tt.VID_BOI_TOKEN),
                          tt.special_token_id(text_tokenizer, tt.VID_EOI_TOKEN))
+    readers = {}
+    if probe is not None:
+        if tokenizer_model is None:
+            raise ValueError("scoring decoded clips with the video probe needs tokenizer_model (the de-tokenizer)")
+        readers[""] = lambda t: probe.predict(decode_tokens(tokenizer_model, t, steps=steps, seed=seed))
+    if token_probes is not None:
+        readers["token_"] = token_probes.predict
     model.eval()
     out = {}
     for split in splits:
         stories = MovingShapesStories(split, size=n, seed=seed)
         objects = stories[list(range(n))]  # renders the clips too: cheap, and the one source of truth
-        scores = {"video": [], "token": []}
-        n_clips = []
+        scores = {name: [] for name in readers}
+        per_clip_right = {name: {k: [] for k in ATTRIBUTES} for name in readers}
+        formats, n_clips = [], []
         for i in range(n):
             shape, colour = int(objects["shape"][i]), int(objects["colour"][i])
-            g = torch.Generator().manual_seed(seed * 100_003 + i)
-            kw = {"generator": g}
+            kw = {"generator": torch.Generator().manual_seed(seed * 100_003 + i)}
             if hasattr(model.output_resampler, "k"):
                 kw["var_scale"] = var_scale
             parts = model.generate_interleaved(tt.instruction_ids(text_tokenizer, objects["instruction"][i]),
-                                               eos, vid, vid_end, max_clips=stories.num_clips + 1, **kw)
+                                               eos, vid, vid_end, max_clips=stories.num_clips + 1,
+                                               temperature=temperature, **kw)
             sentences, clips = split_story(parts)
             sentences = [tt.decode_words(text_tokenizer, s) for s in sentences]
             n_clips.append(len(clips))
-            readers = []
-            if probe is not None:
-                readers.append(("video", lambda t: probe.predict(decode_tokens(tokenizer_model, t, steps=steps,
-                                                                               seed=seed))))
-            if token_probes is not None:
-                readers.append(("token", token_probes.predict))
-            for name, read in readers:
+            formats.append(story_format(sentences, shape, colour, stories.num_clips)
+                           and len(clips) == stories.num_clips)
+            for name, read in readers.items():
+                per_clip = []
                 if clips:
                     pred = read(torch.stack(clips))
                     per_clip = [{k: int(pred[k][j]) for k in ATTRIBUTES} for j in range(len(clips))]
-                else:
-                    per_clip = []
                 scores[name].append(story_consistency(sentences, per_clip, shape, colour, stories.num_clips))
-        for name, prefix in (("video", f"story_{split}_"), ("token", f"story_{split}_token_")):
-            if scores[name]:
-                out.update({prefix + c: sum(s[c] for s in scores[name]) / n for c in STORY_CHECKS})
+                said = [parse_caption(x)["motion"] for x in sentences]
+                for c, m in zip(per_clip, said):
+                    right = per_clip_right[name]
+                    right["shape"].append(c["shape"] == shape)
+                    right["colour"].append(c["colour"] == colour)
+                    right["motion"].append(c["motion"] == m)
+        out[f"story_{split}_format"] = sum(formats) / n
+        for name, rows in scores.items():
+            out.update({f"story_{split}_{name}{c}": sum(r[c] for r in rows) / n for c in STORY_CHECKS[1:]})
+            for k, v in per_clip_right[name].items():
+                out[f"story_{split}_{name}clip_{k}"] = sum(v) / max(1, len(v))
         out[f"story_{split}_clips"] = sum(n_clips) / n
     return out

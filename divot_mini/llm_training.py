@@ -550,6 +550,8 @@ def train_divot_llm_sft(model: DivotLLM, seed: int = 0, steps: int = SFT_STEPS, 
     metrics.update(comprehension_report(model, text_tok, tokenizer_model, n=512))
     probes = LinearProbes(table.tokens[:2048], table.labels(slice(0, 2048)))
     metrics.update(story_report(model, text_tok, tokenizer_model, load_probe(verbose=progress), probes, n=32))
+    base_stories = story_report(base, text_tok, token_probes=probes, n=32)  # before instruction tuning
+    metrics.update({f"base_{k}": v for k, v in base_stories.items() if k.endswith(("_format", "_clips"))})
     metrics["eval_seconds"] = round(time.time() - t2, 1)
     return metrics
 

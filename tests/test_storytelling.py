@@ -107,6 +107,7 @@ def test_story_consistency():
     assert LE.story_consistency(repeated, clips, 0, 0)["format"] is False
     assert LE.story_consistency(sents[:2], clips[:2], 0, 0)["format"] is False
     assert LE.story_consistency(sents, clips, 1, 0)["format"] is False  # the story is about a square
+    assert LE.story_format(sents, 0, 0) and not LE.story_format(sents[:1], 0, 0)
 
 
 def test_story_report_with_token_probes(tok):
@@ -114,5 +115,20 @@ def test_story_report_with_token_probes(tok):
     table = LT.synthetic_token_table(64)
     probes = LinearProbes(table.tokens, table.labels())
     r = LE.story_report(model, tok, token_probes=probes, n=2, splits=("test",))
-    assert set(r) == {f"story_test_token_{c}" for c in LE.STORY_CHECKS} | {"story_test_clips"}
+    assert set(r) == ({f"story_test_token_{c}" for c in LE.STORY_CHECKS[1:]} | {"story_test_clips", "story_test_format"}
+                      | {f"story_test_token_clip_{k}" for k in ("shape", "colour", "motion")})
+    with pytest.raises(ValueError, match="needs tokenizer_model"):
+        LE.story_report(model, tok, probe=object(), n=1)
     assert all(0.0 <= v <= 1.0 for k, v in r.items() if k != "story_test_clips")
+
+
+def test_sampled_story_text_is_seeded_and_varies(tok):
+    model = small_model(tok).eval()
+    vid, evid = tt.special_token_id(tok, tt.VID_BOI_TOKEN), tt.special_token_id(tok, tt.VID_EOI_TOKEN)
+    prompt = tt.instruction_ids(tok, "generate a story about a red circle")
+    run = lambda seed, t: model.generate_interleaved(prompt, tok.eos_token_id, vid, evid, max_new_tokens=6,
+                                                     max_clips=0, temperature=t,
+                                                     generator=torch.Generator().manual_seed(seed))
+    assert run(0, 1.0) == run(0, 1.0)  # seeded
+    assert len({str(run(s, 1.0)) for s in range(4)}) > 1  # an untrained model's sampled words differ
+    assert len({str(run(s, 0.0)) for s in range(4)}) == 1  # greedy ignores the seed

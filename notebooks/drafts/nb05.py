@@ -146,9 +146,6 @@ pass: the prompt, the model's `<vid>`, then `<frame>` and $N$ query positions th
 de-tokenizer of chapter 03 turns the sampled tokens into 16 frames.
 """)
 code(r"""
-import json
-from pathlib import Path
-
 from divot_mini import head_ablation as A
 from divot_mini.data import COLOURS, SHAPES, MOTIONS
 from divot_mini.linear_probe import LinearProbes
@@ -262,7 +259,7 @@ full budget, and also decodes generations to video and scores them with the vide
 Its file, with the command and commit that made it:
 """)
 code(r"""
-bench = json.loads((Path(viz.figures_dir()).parent / "benchmarks" / "head_ablation.json").read_text())
+bench = A.load_benchmark()  # benchmarks/head_ablation.json
 print(bench["command"], "| commit", bench["commit"], "|", bench["recipe"])
 print(f"ceiling (real tokens): test colour {bench['ceiling']['test_colour']:.2f}, shape {bench['ceiling']['test_shape']:.2f}")
 print(f"{'head':9s} {'train s':>8s} {'test s/c/m':>16s} {'heldout s/c/m':>16s} {'free H':>7s} {'w-move':>7s} {'video c':>8s}")
