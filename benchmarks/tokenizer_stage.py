@@ -10,16 +10,11 @@ DDIM-decoded tokens), linear probes on tokens >= 0.95 per attribute, whole stage
 Results are written to benchmarks/results/tokenizer_stage.json; the numbers are in RESULTS.md.
 """
 import argparse
-import json
-import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import torch
+from stage_common import ROOT, finish, retrain_into_fresh_cache
 
-ROOT = Path(__file__).resolve().parent.parent
 BARS = {"recon": 0.95, "tokens": 0.95, "minutes": 15.0}
 
 
@@ -31,8 +26,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tokenizer_stage.json"))
     args = ap.parse_args()
     if args.retrain:
-        os.environ["DIVOT_CACHE"] = tempfile.mkdtemp(prefix="divot-bench-")
-        os.environ["DIVOT_RETRAIN"] = "tiny_clip,tiny_vae,divot_tokenizer"
+        retrain_into_fresh_cache(["tiny_clip", "tiny_vae", "divot_tokenizer"])
     from divot_mini import checkpoints, probe, tokenizer_evaluation as ev
     from divot_mini import frozen_vit, vae  # noqa: F401  (register their checkpoints)
     from divot_mini.tokenizer_training import load_trained
@@ -59,11 +53,7 @@ def main() -> None:
     checks.update({f"tokens_{a} >= {BARS['tokens']}": report[f"tokens_{a}"] >= BARS["tokens"]
                    for a in ("shape", "colour", "motion")})
     checks[f"train minutes <= {BARS['minutes']}"] = result["train_minutes_total"] <= BARS["minutes"]
-    result["bars"] = checks
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    sys.exit(0 if all(checks.values()) else 1)
+    finish(result, checks, args.out)
 
 
 if __name__ == "__main__":

@@ -249,11 +249,11 @@ class Divot:
 
 # ----------------------------------------------------------------------------- loading
 def _load_mini(device, dtype, verbose: bool) -> Divot:
-    from .llm_training import load_divot_llm
+    from .llm_training import load_divot_llm_sft
     from .tokenizer_training import load_trained
 
     pair = load_trained(verbose=verbose)
-    llm, text_tok = load_divot_llm(verbose=verbose)
+    llm, text_tok = load_divot_llm_sft(verbose=verbose)  # instruction-tuned: every task, stories too
     d = Divot(pair.vit, pair.tokenizer, pair.detokenizer, llm.eval(), text_tok, scale="mini")
     for m in (d.vit, d.tokenizer, d.detokenizer, d.llm):
         m.to(device=device, dtype=dtype)

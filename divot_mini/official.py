@@ -922,7 +922,7 @@ def load_release(checkpoint_dir: PathLike, components: Iterable[str] = tuple(TAS
 def parameter_report(include_mini: bool = True) -> list[dict]:
     """Every FULL component built on the meta device (no memory): parameter counts next to the
     official numbers, and (``include_mini``) the course's mini counterparts."""
-    from transformers import CLIPVisionModel, MistralForCausalLM
+    from transformers import CLIPVisionModel
 
     from . import text_tokenizer as tt
     from .detokenizer import DetokenizerConfig

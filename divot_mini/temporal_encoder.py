@@ -67,7 +67,7 @@ class TemporalEncoder(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        width, layers = self.transformer.width, self.transformer.layers
+        width = self.transformer.width
         for block in self.transformer.resblocks:
             nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)
             nn.init.zeros_(block.attn.in_proj_bias)

@@ -6,7 +6,7 @@ import torch
 from divot_mini import llm_evaluation as LE
 from divot_mini import llm_training as LT
 from divot_mini import text_tokenizer as tt
-from divot_mini.divot_llm import IGNORE_INDEX, DivotLLM, story_example
+from divot_mini.divot_llm import IGNORE_INDEX, story_example
 from divot_mini.linear_probe import LinearProbes
 
 torch.set_num_threads(1)
