@@ -117,14 +117,21 @@ student.load_state_dict(base.state_dict())
 task = LT.DivotLLMTraining(student, text_tok, t_clips, total_steps=12 if FAST else 60, lr=3e-4,
                            comp_batch=8, gen_batch=8, stories=t_story, story_batch=8, fit_stats=False)
 probe_batch = task.make_batch(10_000)  # a batch the run never trains on
-before = {k: round(float(v), 3) for k, v in task.losses(probe_batch).items()}
+with torch.no_grad():
+    before = {k: round(float(v), 3) for k, v in task.losses(probe_batch).items()}
 LT.fit(task, progress=False)
-after = {k: round(float(v), 3) for k, v in task.losses(probe_batch).items()}
+with torch.no_grad():
+    after = {k: round(float(v), 3) for k, v in task.losses(probe_batch).items()}
 print("before:", before)
 print("after: ", after)
 assert after["story_lm"] < before["story_lm"]  # the pre-trained model has never seen a story
 """)
 md(r"""
+The story text loss falls fast — the pre-trained model had never seen a story. Note the GMM losses: they
+get *worse* at first. A fresh optimizer's first steps are large relative to the very narrow mixture
+components pre-training found (chapter 05), so every continued-training stage pays some of that back;
+the shipped run ends at a GMM loss of −2.35 per dimension against −2.77 after pre-training.
+
 The shipped instruction-tuned model (`divot_llm_sft`, 300 steps, trained by
 `python scripts/train.py divot_llm_sft --ship`) did this at full length. Its provenance:
 """)
@@ -194,6 +201,20 @@ for split in ("test", "heldout"):
 assert report["story_test_clips"] >= 2.5  # instruction tuning taught the layout: three clips per story
 """)
 md(r"""
-SUMMARY_PLACEHOLDER
+### What the shipped model does, and what it misses
+
+Instruction tuning taught the **layout**: the pre-trained model answers a story instruction with one clip
+and stops; the tuned one writes sentence, clip, sentence, clip, sentence, clip (2.9 clips per story on
+average). The **text** is right a third of the time (format 0.31 on test stories, 0.44 on held-out
+objects): the first sentence usually names the right object, but in 300 steps the model has not learned
+that the next motion must differ from the last one (its probabilities for the four motions stay almost
+uniform), and it sometimes miscopies the object. The **clips** inherit chapter 05's problem: the GMM head
+writes the prompt's colour barely above chance (0.31 per clip by the token probes, chance 0.25), and the
+tokens carry no motion at all (chapter 03), so no clip can show its sentence's motion.
+
+**Bar (issue 4): ≥ 80% of 3-clip stories consistent — missed: 0 of 32 on test and on held-out.** A
+consistent story needs nine attributes right across three clips; with per-clip rates near chance the
+expected share is below 0.1%. The way up is the same as for every chapter after 03: tokens that carry
+shape and motion, and a generation head that follows the prompt (chapter 05's `gmm_mse`).
 """)
 build(C, sys.argv[1])
