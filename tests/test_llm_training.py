@@ -74,7 +74,7 @@ def test_batches_are_a_function_of_the_step_and_carry_the_right_clips(tok):
     for row in range(8):
         i = int((table.tokens == gen["target_tokens"][row]).all(-1).all(-1).nonzero()[0])
         assert table.captions([i])[0] in tt.decode_words(tok, gen["input_ids"][row])
-    with pytest.raises(ValueError, match="both be 0"):
+    with pytest.raises(ValueError, match="cannot all be 0"):
         LT.DivotLLMTraining(small_model(tok), tok, table, comp_batch=0, gen_batch=0)
     with pytest.raises(ValueError, match="table holds"):
         LT.DivotLLMTraining(small_model(tok), tok, LT.synthetic_token_table(8, token_dim=8))
