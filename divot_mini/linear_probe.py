@@ -47,7 +47,7 @@ class LinearProbes:
     def __init__(self, x: torch.Tensor, labels: dict[str, torch.Tensor]):
         if x.ndim < 2:
             raise ValueError(f"expected features [N, ...] per clip, got {tuple(x.shape)}")
-        x = x.flatten(1).float()
+        x = x.detach().flatten(1).float()  # frozen features: no graph back into their model
         self.mean, std = x.mean(0), x.std(0)
         self.std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features: unscaled
         x = (x - self.mean) / self.std
