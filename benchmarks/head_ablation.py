@@ -36,6 +36,7 @@ def main():
 
     from divot_mini import head_ablation as A
     from divot_mini import text_tokenizer as tt
+    from divot_mini.generation_heads import sample_kwargs
     from divot_mini.data import ATTRIBUTES, MovingShapes
     from divot_mini.data import caption as make_caption
     from divot_mini.llm_evaluation import probe_scores, text_to_video
@@ -77,7 +78,7 @@ def main():
                 labels = {k: labels[k] for k in ATTRIBUTES}
                 caps = [make_caption(*(int(labels[k][i]) for k in ATTRIBUTES)) for i in range(args.decode)]
                 videos = text_to_video(r["models"][head], text_tokenizer, tokenizer, caps, seed=args.seed,
-                                       **A._sample_kwargs(r["models"][head]))
+                                       **sample_kwargs(r["models"][head].output_resampler))
                 row.update({f"video_{split}_{k}": round(v, 4) for k, v in probe_scores(probe, videos, labels).items()})
             row["decode_seconds"] = round(time.time() - t1, 1)
         result["rows"][head] = row

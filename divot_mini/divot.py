@@ -16,7 +16,6 @@ one uses 50 steps, CFG 7.5, rescale 0.7, eta 1).
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from . import text_tokenizer as tt
 from .data import tokenizer_frames
+from .generation_heads import sample_kwargs
 
 
 @dataclass(frozen=True)
@@ -186,12 +186,6 @@ class Divot:
     def _marker(self, token: str) -> int:
         return tt.special_token_id(self.text_tokenizer, token)
 
-    def _sample_kwargs(self, generator, var_scale: float) -> dict:
-        kw = {"generator": generator}
-        if "var_scale" in inspect.signature(self.llm.output_resampler.sample).parameters:  # GMM heads
-            kw["var_scale"] = var_scale
-        return kw
-
     @torch.no_grad()
     def generate(self, prompt: str, seed: int = 0, var_scale: float = 0.1, max_text_tokens: int = 16,
                  **settings) -> torch.Tensor:
@@ -214,7 +208,8 @@ class Divot:
         ids = ids + new[:new.index(vid) + 1]
         g = torch.Generator(device=self.device).manual_seed(seed)
         x = torch.tensor([ids], device=self.device)
-        tokens = self.llm.generate_video_tokens(x, torch.ones_like(x), **self._sample_kwargs(g, var_scale))[0]
+        kw = sample_kwargs(self.llm.output_resampler, g, var_scale)
+        tokens = self.llm.generate_video_tokens(x, torch.ones_like(x), **kw)[0]
         return self.detokenize(tokens, seed, **settings)
 
     @torch.no_grad()
@@ -236,7 +231,7 @@ class Divot:
         parts = self.llm.generate_interleaved(
             tt.instruction_ids(tok, instruction.strip()), tok.eos_token_id, self._marker(tt.VID_BOI_TOKEN),
             self._marker(tt.VID_EOI_TOKEN), max_new_tokens=max_new_tokens, max_clips=max_clips,
-            temperature=temperature, **self._sample_kwargs(g, var_scale))
+            temperature=temperature, **sample_kwargs(self.llm.output_resampler, g, var_scale))
         out: list[tuple[str, object]] = []
         for kind, value in parts:
             if kind == "clip":

@@ -17,13 +17,15 @@ against the tokenizer's real tokens ``target_tokens`` [B, N, d] and into generat
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 
-from .gmm_head import GMMHead
+from .gmm_head import SAMPLE_VAR_SCALE, GMMHead
 from .projection import projection_mlp
 
 HEAD_KINDS = ("gmm", "gmm_k1", "gmm_mse", "mse", "diffusion")
@@ -129,6 +131,16 @@ class DiffusionHead(nn.Module):
             eps = self.denoise(x, t.expand(len(h)).to(h.device), h)
             x = sampler.step(eps, t, x, eta=0.0).prev_sample
         return x.reshape(*hidden.shape[:-1], self.token_dim)
+
+
+def sample_kwargs(head: nn.Module, generator: torch.Generator | None = None,
+                  var_scale: float = SAMPLE_VAR_SCALE) -> dict:
+    """Keyword arguments for ``head.sample``: ``generator`` (if given) and ``var_scale`` where the head
+    takes one (the GMM heads; regression and the diffusion head have no variance to scale)."""
+    kw = {} if generator is None else {"generator": generator}
+    if "var_scale" in inspect.signature(head.sample).parameters:
+        kw["var_scale"] = var_scale
+    return kw
 
 
 def make_generation_head(kind: str, hidden_size: int, token_dim: int, **kwargs) -> nn.Module:

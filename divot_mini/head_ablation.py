@@ -37,6 +37,7 @@ import torch
 from . import text_tokenizer as tt
 from .data import COLOURS, MOTIONS, SHAPES, partial_caption
 from .data import caption as make_caption
+from .generation_heads import sample_kwargs
 from .linear_probe import LinearProbes
 from .llm_evaluation import generate_clip_tokens, generation_prompts
 from .llm_training import DivotLLMTraining, StandardizedDivotLLM, TokenTable, fit
@@ -88,10 +89,6 @@ def normalised_entropy(labels: torch.Tensor, classes: int) -> float:
     return float(-(p * p.log()).sum() / math.log(classes))
 
 
-def _sample_kwargs(model) -> dict:
-    return {"var_scale": 0.1} if hasattr(model.output_resampler, "k") else {}
-
-
 @torch.no_grad()
 def colour_free_entropy(model, text_tokenizer, probes: LinearProbes, samples: int = FREE_SAMPLES,
                         seed: int = 0) -> float:
@@ -100,7 +97,7 @@ def colour_free_entropy(model, text_tokenizer, probes: LinearProbes, samples: in
     out = []
     for i, (s, m) in enumerate(itertools.product(range(len(SHAPES)), range(len(MOTIONS)))):
         prompt = [partial_caption(s, 0, m, "colour")] * samples
-        tokens = generate_clip_tokens(model, text_tokenizer, prompt, seed=seed + i, **_sample_kwargs(model))
+        tokens = generate_clip_tokens(model, text_tokenizer, prompt, seed=seed + i, **sample_kwargs(model.output_resampler))
         out.append(normalised_entropy(probes.predict(tokens)["colour"], len(COLOURS)))
     return sum(out) / len(out)
 
@@ -130,7 +127,7 @@ def evaluate_head(model, probes: LinearProbes, tables: dict[str, TokenTable], se
     out = {}
     for split, table in tables.items():
         caps, labels = table.captions(), table.labels()
-        sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, **_sample_kwargs(model))
+        sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, **sample_kwargs(model.output_resampler))
         out.update({f"{split}_{k}": v for k, v in probes.accuracy(sampled, labels).items()})
         if hasattr(model.output_resampler, "predict"):
             det = generate_clip_tokens(model, text_tokenizer, caps, sample=False)

@@ -21,6 +21,7 @@ from . import text_tokenizer as tt
 from .data import ATTRIBUTES, MovingShapes
 from .data import caption as make_caption
 from .divot_llm import DivotLLM, comprehension_example, generation_prompt
+from .generation_heads import sample_kwargs
 
 UNKNOWN = -1
 
@@ -266,9 +267,7 @@ def story_report(model: DivotLLM, text_tokenizer, tokenizer_model=None, probe=No
         formats, n_clips = [], []
         for i in range(n):
             shape, colour = int(objects["shape"][i]), int(objects["colour"][i])
-            kw = {"generator": torch.Generator().manual_seed(seed * 100_003 + i)}
-            if hasattr(model.output_resampler, "k"):
-                kw["var_scale"] = var_scale
+            kw = sample_kwargs(model.output_resampler, torch.Generator().manual_seed(seed * 100_003 + i), var_scale)
             parts = model.generate_interleaved(tt.instruction_ids(text_tokenizer, objects["instruction"][i]),
                                                eos, vid, vid_end, max_clips=stories.num_clips + 1,
                                                temperature=temperature, **kw)

@@ -84,23 +84,29 @@ class TokenTable:
         return TokenTable(self.tokens[:n], self.shape[:n], self.colour[:n], self.motion[:n], self.split)
 
 
-@torch.no_grad()
 @torch.no_grad()  # the tables are data: no graph back into the frozen tokenizer
-def token_table(tokenizer_model, split: str = "train", n: int = 4096, seed: int = 0,
-                batch_size: int = 128) -> TokenTable:
-    """Tokenize clips 0..n-1 of ``split`` with the frozen Divot tokenizer (``tokenizer_model.tokens``,
-    e.g. :func:`tokenizer_training.load_trained`); rendered and tokenized in batches."""
-    ds = MovingShapes(split, size=n, seed=seed)
-    parts, labels = [], {k: [] for k in ATTRIBUTES}
+def _tokenize(tokenizer_model, ds: MovingShapes, n: int, batch_size: int, keys) -> tuple[torch.Tensor, dict]:
+    """Tokens of items 0..n-1 of ``ds`` ([n, N, d], or [n, clips, N, d] for multi-clip items) and the
+    items' ``keys``, rendered and tokenized in batches."""
+    parts, labels = [], {k: [] for k in keys}
     was_training = getattr(tokenizer_model, "training", False)
     tokenizer_model.eval()
     for s in range(0, n, batch_size):
         b = ds[list(range(s, min(n, s + batch_size)))]
-        parts.append(tokenizer_model.tokens(b["video"]).float())
-        for k in ATTRIBUTES:
+        lead = b["video"].shape[:-4]  # [B] or [B, clips]
+        parts.append(tokenizer_model.tokens(b["video"].flatten(0, len(lead) - 1)).float().unflatten(0, lead))
+        for k in keys:
             labels[k].append(b[k])
     tokenizer_model.train(was_training)
-    return TokenTable(torch.cat(parts), *(torch.cat(labels[k]) for k in ATTRIBUTES), split=split)
+    return torch.cat(parts), {k: torch.cat(v) for k, v in labels.items()}
+
+
+def token_table(tokenizer_model, split: str = "train", n: int = 4096, seed: int = 0,
+                batch_size: int = 128) -> TokenTable:
+    """Tokenize clips 0..n-1 of ``split`` with the frozen Divot tokenizer (``tokenizer_model.tokens``,
+    e.g. :func:`tokenizer_training.load_trained`); rendered and tokenized in batches."""
+    tokens, labels = _tokenize(tokenizer_model, MovingShapes(split, size=n, seed=seed), n, batch_size, ATTRIBUTES)
+    return TokenTable(tokens, *(labels[k] for k in ATTRIBUTES), split=split)
 
 
 def synthetic_token_table(n: int = 512, split: str = "train", num_tokens: int = tt.MINI_NUM_TOKENS,
@@ -139,22 +145,12 @@ class StoryTable:
         return len(self.tokens)
 
 
-@torch.no_grad()
 def story_table(tokenizer_model, split: str = "train", n: int = 1024, seed: int = 0,
                 batch_size: int = 64) -> StoryTable:
     """Tokenize the clips of stories 0..n-1 of ``split`` with the frozen Divot tokenizer."""
-    ds = MovingShapesStories(split, size=n, seed=seed)
-    parts, lab = [], {"shape": [], "colour": [], "motion": []}
-    was_training = getattr(tokenizer_model, "training", False)
-    tokenizer_model.eval()
-    for s in range(0, n, batch_size):
-        b = ds[list(range(s, min(n, s + batch_size)))]
-        B, C = b["video"].shape[:2]
-        parts.append(tokenizer_model.tokens(b["video"].flatten(0, 1)).float().unflatten(0, (B, C)))
-        for k in lab:
-            lab[k].append(b[k])
-    tokenizer_model.train(was_training)
-    return StoryTable(torch.cat(parts), *(torch.cat(lab[k]) for k in ("shape", "colour", "motion")), split=split)
+    tokens, labels = _tokenize(tokenizer_model, MovingShapesStories(split, size=n, seed=seed), n, batch_size,
+                               ATTRIBUTES)
+    return StoryTable(tokens, *(labels[k] for k in ATTRIBUTES), split=split)
 
 
 # ----------------------------------------------------------------------------- token standardisation

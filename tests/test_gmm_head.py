@@ -179,3 +179,12 @@ def test_regression_averages_modes_where_the_gmm_picks_one():
     s = heads["gmm"].sample(hidden, var_scale=0.1, generator=torch.Generator().manual_seed(0))
     assert (s.abs() - 1).abs().mean() < 0.2  # every sample near one of the two modes
     assert 0.25 < (s[..., 0] > 0).float().mean() < 0.75  # and both modes occur
+
+
+def test_sample_kwargs_give_var_scale_only_to_heads_that_take_it():
+    from divot_mini.generation_heads import sample_kwargs
+    g = torch.Generator()
+    assert sample_kwargs(make_generation_head("gmm", 8, 2), g, 0.3) == {"generator": g, "var_scale": 0.3}
+    assert sample_kwargs(make_generation_head("gmm_k1", 8, 2)) == {"var_scale": 0.1}
+    assert sample_kwargs(make_generation_head("mse", 8, 2), g) == {"generator": g}
+    assert sample_kwargs(make_generation_head("diffusion", 8, 2)) == {}
