@@ -60,12 +60,17 @@ class DivotTokenizerTraining(L.LightningModule):
                                        generator=generator, **kw)
 
     # -- training ------------------------------------------------------------------------------
-    def denoising_loss(self, video: torch.Tensor) -> torch.Tensor:
+    def denoising_loss(self, video: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """v-prediction loss of the UNet on ``video`` given its tokens (computed here from the 5
+        sampled frames, or given: ``benchmarks/tokenizer_scale.py`` passes oracle tokens)."""
         B = video.shape[0]
-        frames = tokenizer_frames(video)
         drop = torch.rand(B, device=video.device) < self.cond_drop
-        frames = torch.where(drop[:, None, None, None, None], torch.zeros_like(frames), frames)
-        tokens = self.tokenizer(self.vit(frames))
+        if tokens is None:
+            frames = tokenizer_frames(video)
+            frames = torch.where(drop[:, None, None, None, None], torch.zeros_like(frames), frames)
+            tokens = self.tokenizer(self.vit(frames))
+        else:
+            tokens = torch.where(drop[:, None, None], torch.zeros_like(tokens), tokens)
         z0 = self.detokenizer.encode(video)
         noise = torch.randn_like(z0)
         t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (B,), device=video.device)

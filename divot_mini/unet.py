@@ -40,6 +40,7 @@ class UNetConfig:
     dropout: float = 0.1
     default_fs: int = 3
     coord_channels: bool = False   # mini only: append 2 coordinate maps (y, x in [-1, 1]) to the input
+    frame_channel: bool = False    # mini only: append 1 map holding the frame's index (in [-1, 1])
 
     @classmethod
     def full(cls) -> "UNetConfig":
@@ -188,7 +189,10 @@ class VideoUNet(nn.Module):
         # Coordinate channels (mini only): at t = 999 the input is pure noise and a small UNet on an
         # 8x8 grid has little else to tell *where* to draw the shape the tokens describe; the
         # official 32x32 UNet (and its pre-training) gets by with the borders' zero padding.
-        conv_in = cfg.in_channels + (2 if cfg.coord_channels else 0)
+        # A frame-index channel (mini only): temporal attention is blind to frame order, so without
+        # it the UNet learns *when* a frame is only from the temporal convs' zero padding at the
+        # clip's ends -- and motion is exactly "where, as a function of when".
+        conv_in = cfg.in_channels + (2 if cfg.coord_channels else 0) + (1 if cfg.frame_channel else 0)
         self.input_blocks = nn.ModuleList([UNetStage([nn.Conv2d(conv_in, mc, 3, padding=1)])])
         self.init_attn = UNetStage([TemporalTransformer(mc, cfg.init_attn_heads, cfg.num_head_channels,
                                                         g, linear=False)])
@@ -246,6 +250,9 @@ class VideoUNet(nn.Module):
             ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype),
                                     torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype), indexing="ij")
             hcur = torch.cat([hcur, torch.stack([ys, xs]).expand(b * t, 2, h, w)], dim=1)
+        if cfg.frame_channel:  # frames are laid out (b, t): frame index repeats per clip
+            when = torch.linspace(-1, 1, t, device=x.device, dtype=x.dtype).repeat(b)
+            hcur = torch.cat([hcur, when[:, None, None, None].expand(b * t, 1, h, w)], dim=1)
         hs = []
         for i, stage in enumerate(self.input_blocks):
             hcur = stage(hcur, emb, context, t)
