@@ -12,8 +12,9 @@ says whether shape and motion are on their way. Several variants run side by sid
     python benchmarks/tokenizer_scale.py --variant oracle_fc --steps 4 --batch 4 --accelerator cpu  # smoke
 
 Variants (all: one-cycle lr, gradient clipping 1, 30% high-noise timesteps, seed 0):
-  joint       the shipped architecture (tiny-CLIP ViT frozen, tokenizer + de-tokenizer trained)
-  joint_fc    + a frame-index input channel in the UNet (``UNetConfig.frame_channel``)
+  joint       tiny-CLIP ViT frozen, tokenizer + de-tokenizer trained, UNet without a frame channel
+  joint_fc    + a frame-index input channel in the UNet (``UNetConfig.frame_channel``; the shipped
+              mini architecture since 2026-11-26, trained by ``--variant joint_fc --steps 1200``)
   oracle_fc   de-tokenizer alone, context = oracle tokens, + frame-index channel: what the UNet
               can decode when the tokens carry everything (the ceiling of the joint run)
   oracle      the same without the frame-index channel
@@ -103,11 +104,10 @@ def build(variant: str, steps: int, lr: float, random_vit: bool = False) -> T.Di
     v = VARIANTS[variant]
     torch.manual_seed(0)
     pair = T.DivotPair()
-    if v["frame_channel"]:
-        cfg = pair.detokenizer.cfg
-        torch.manual_seed(0)
-        pair.detokenizer = DivotDetokenizer(dataclasses.replace(
-            cfg, unet=dataclasses.replace(cfg.unet, frame_channel=True)))
+    cfg = pair.detokenizer.cfg  # the de-tokenizer is rebuilt from seed 0 with or without the channel
+    torch.manual_seed(0)
+    pair.detokenizer = DivotDetokenizer(dataclasses.replace(
+        cfg, unet=dataclasses.replace(cfg.unet, frame_channel=v["frame_channel"])))
     if random_vit:
         vit = FrozenViT(CLIPVisionModel(CLIPModel(tiny_clip_config()).config.vision_config))
     else:

@@ -51,7 +51,8 @@ class UNetConfig:
         return cls(in_channels=in_channels, out_channels=in_channels, model_channels=32,
                    channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1, 2),
                    num_head_channels=16, context_dim=context_dim, text_context_len=text_context_len,
-                   init_attn_heads=2, norm_groups=8, dropout=0.0, coord_channels=True)
+                   init_attn_heads=2, norm_groups=8, dropout=0.0, coord_channels=True,
+                   frame_channel=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Ship a tokenizer-stage run made by ``benchmarks/tokenizer_scale.py`` (e.g. on a GPU) as the
+``divot_tokenizer`` checkpoint, with its provenance.
+
+    python scripts/ship_tokenizer_run.py RUN.safetensors --command "python benchmarks/tokenizer_scale.py ..."
+
+The run's file holds the tokenizer, resampler and UNet (the frozen tiny VAE is its own checkpoint and
+is filled in here). The architecture must be the one ``divot_mini`` builds now (checked key by key),
+and the measurements stored in the provenance are made here, exactly as ``train_pair`` makes them
+after a local training run (128 test clips decoded, linear probes on 512/256 clips).
+"""
+import argparse
+import json
+import time
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from divot_mini import checkpoints
+from divot_mini import tokenizer_training as T
+from divot_mini.frozen_vit import load_frozen_vit
+from divot_mini.probe import load_probe
+from divot_mini.tokenizer_evaluation import linear_probe_report, reconstruction_report
+from divot_mini.vae import load_tiny_vae
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", help="a .safetensors written by benchmarks/tokenizer_scale.py")
+    ap.add_argument("--command", required=True, help="the command line that trained it")
+    ap.add_argument("--ship", action="store_true", help="write into divot_mini/weights/ (else your cache)")
+    args = ap.parse_args()
+    with safe_open(args.run, "pt") as f:
+        record = json.loads((f.metadata() or {}).get("record", "{}"))
+    if not record:
+        raise SystemExit(f"{args.run} has no training record: was it written by tokenizer_scale.py?")
+    spec = checkpoints.REGISTRY["divot_tokenizer"]
+    want = {k: spec.config[k] for k in ("steps", "batch_size", "lr")}
+    got = {"steps": record.get("steps_done"), "batch_size": record["recipe"]["batch_size"],
+           "lr": record["recipe"]["lr"]}
+    if got != want:
+        raise SystemExit(f"the run's recipe {got} is not the registered one {want}")
+    pair = spec.build()
+    state = load_file(args.run)
+    missing, unexpected = pair.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("detokenizer.first_stage_model.")]
+    if missing or unexpected:
+        raise SystemExit(f"{args.run} does not fit the current architecture: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
+    module = T.DivotTokenizerTraining(load_frozen_vit(verbose=False), pair.tokenizer, pair.detokenizer).eval()
+    t0 = time.time()
+    metrics = {**reconstruction_report(module, load_probe(verbose=False), n=128),
+               **linear_probe_report(module, n_train=512, n_test=256)}
+    print(f"measured in {time.time() - t0:.0f} s:", json.dumps({k: round(v, 3) for k, v in metrics.items()}))
+    directory = checkpoints.shipped_dir() if args.ship else checkpoints.cache_dir()
+    path = checkpoints.save(spec, pair, metrics, directory, record["train_s"], args.command)
+    prov_path = path.with_suffix(".json")
+    prov = json.loads(prov_path.read_text())
+    prov["trained_on"] = record["device"] + ", torch " + record["torch"]
+    prov_path.write_text(json.dumps(prov, indent=2) + "\n")  # not part of the checked fields
+    print("shipped" if args.ship else "saved", path)
+
+
+if __name__ == "__main__":
+    main()
