@@ -95,3 +95,40 @@ def linear_probe_report(model, n_train: int = 1024, n_test: int = 512, seed: int
     out.update({f"single_frame_vit_{k}": v for k, v in
                 probe_accuracy(frame_feats(tr["video"]), tr, frame_feats(te["video"]), te).items()})
     return out
+
+
+TOKENIZER_STAGES = ("vit", "temporal", "pooled", "spatial_temporal", "tokens")
+
+
+@torch.no_grad()
+def tokenizer_stages(model, video: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """The tokenizer's intermediate features of clips, each flattened per clip (on the CPU):
+    ``vit`` (5 frames' patch features), ``temporal`` (temporal encoder), ``pooled`` (2-D pooling +
+    LayerNorm), ``spatial_temporal`` (after the spatial-temporal blocks, before the Perceiver
+    resampler) and ``tokens`` (the resampler's output, the Divot tokens)."""
+    from .data import tokenizer_frames
+
+    tok, dev = model.tokenizer, _device(model)
+    st = tok.image_proj_model
+    out = {k: [] for k in TOKENIZER_STAGES}
+    for i in range(0, len(video), batch_size):
+        feats = model.vit(tokenizer_frames(video[i:i + batch_size].to(dev)))
+        temporal = tok.temporal(feats)
+        pooled = tok.norm(tok.pool(temporal))
+        x = pooled.view(len(pooled), st.num_frames, st.tokens_per_frame, -1)
+        x = (x + st.pos_embed_spatial[None, None] + st.pos_embed_temporal[None, :, None]).flatten(1, 2)
+        for blk in st.blocks:
+            x = blk(x)
+        tokens = st.down_sampler(st.norm(x))
+        for k, v in zip(TOKENIZER_STAGES, (feats, temporal, pooled, x, tokens)):
+            out[k].append(v.flatten(1).cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def stage_probe_report(model, n_train: int = 1024, n_test: int = 512, seed: int = 0) -> dict:
+    """Linear probes at every stage of the tokenizer (:func:`tokenizer_stages`): where along the
+    pipeline an attribute is still readable, and where it is lost. Keys ``{stage}_{attribute}``."""
+    model.eval()
+    tr, te = clips("train", n_train, seed), clips("test", n_test, seed)
+    a, b = tokenizer_stages(model, tr["video"]), tokenizer_stages(model, te["video"])
+    return {f"{s}_{k}": v for s in TOKENIZER_STAGES for k, v in probe_accuracy(a[s], tr, b[s], te).items()}

@@ -52,3 +52,29 @@ def test_reconstruction_report_controls(monkeypatch):
         assert r[f"recon_{k}"] == 1.0
         assert r[f"swap_matches_donor_{k}"] == 1.0   # the decoder follows the tokens it is given
         assert r[f"uncond_matches_{k}"] == 0.0       # "9" is nobody's label
+
+
+def test_tokenizer_stages_end_in_the_tokens():
+    """The stage-by-stage walk must be the tokenizer's own forward: its last stage equals the tokens."""
+    from transformers import CLIPModel, CLIPVisionModel
+
+    from divot_mini.data import MovingShapes
+    from divot_mini.detokenizer import DetokenizerConfig, DivotDetokenizer
+    from divot_mini.frozen_vit import FrozenViT, tiny_clip_config
+    from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
+    from divot_mini.tokenizer_training import DivotTokenizerTraining
+
+    torch.manual_seed(0)
+    vit = FrozenViT(CLIPVisionModel(CLIPModel(tiny_clip_config()).config.vision_config))
+    tok = DivotTokenizer(TokenizerConfig.mini(vit_dim=vit.width, patch_grid=vit.grid))
+    for p in tok.temporal_encoder.output_proj.parameters():  # leave the zero init: stages differ per clip
+        torch.nn.init.normal_(p, std=0.1)
+    model = DivotTokenizerTraining(vit, tok, DivotDetokenizer(DetokenizerConfig.mini())).eval()
+    video = MovingShapes("train")[list(range(5))]["video"]
+    stages = ev.tokenizer_stages(model, video, batch_size=2)
+    assert list(stages) == list(ev.TOKENIZER_STAGES)
+    with torch.no_grad():
+        want = model.tokens(video)
+    torch.testing.assert_close(stages["tokens"], want.flatten(1))
+    assert stages["vit"].shape == (5, 5 * vit.grid**2 * vit.width)
+    assert stages["pooled"].shape == stages["spatial_temporal"].shape == (5, 5 * 16 * 64)
