@@ -435,9 +435,11 @@ def tokenizer_fingerprint() -> str | None:
 
 def build_divot_llm() -> StandardizedDivotLLM:
     """The course's Divot-LLM (untrained, identity token stats): mini Mistral 4 x 256, GMM head
-    k = 16, N = 16, d = 32."""
+    k = 16, N = 16, d = 32. The head is the official GMM (same parameters, so official weights load
+    into it); its training loss adds the MSE of the mixture mean (``"gmm_mse"``): with the paper's
+    NLL alone the mini mixture ignores the prompt (benchmarks/head_ablation.json: colour 0.21 vs 1.00)."""
     return StandardizedDivotLLM.mini(tt.build_text_tokenizer(), token_dim=32, num_tokens=tt.MINI_NUM_TOKENS,
-                         head="gmm", hidden_size=LLM_HIDDEN, num_hidden_layers=LLM_LAYERS,
+                         head="gmm_mse", hidden_size=LLM_HIDDEN, num_hidden_layers=LLM_LAYERS,
                          num_attention_heads=LLM_HEADS, num_key_value_heads=LLM_KV_HEADS,
                          intermediate_size=LLM_FFN)
 
@@ -491,7 +493,7 @@ checkpoints.register(checkpoints.CheckpointSpec(
                     "num_attention_heads": LLM_HEADS, "num_key_value_heads": LLM_KV_HEADS,
                     "intermediate_size": LLM_FFN},
             "vocabulary": tt.course_vocabulary(), "num_tokens": tt.MINI_NUM_TOKENS, "token_dim": 32,
-            "head": "gmm", "k": 16, "steps": LLM_STEPS, "comp_batch": LLM_COMP_BATCH,
+            "head": "gmm_mse", "k": 16, "steps": LLM_STEPS, "comp_batch": LLM_COMP_BATCH,
             "gen_batch": LLM_GEN_BATCH, "lr": LLM_LR, "train_clips": LLM_TRAIN_CLIPS,
             "caption_frac": LLM_CAPTION_FRAC, "partial_frac": LLM_PARTIAL_FRAC,
             "token_standardization": "per (position, dim) over the training clips",
