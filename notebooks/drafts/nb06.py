@@ -204,17 +204,18 @@ md(r"""
 ### What the shipped model does, and what it misses
 
 Instruction tuning taught the **layout**: the pre-trained model answers a story instruction with one clip
-and stops; the tuned one writes sentence, clip, sentence, clip, sentence, clip (2.9 clips per story on
-average). The **text** is right a third of the time (format 0.31 on test stories, 0.44 on held-out
+and stops; the tuned one writes sentence, clip, sentence, clip, sentence, clip (2.97 clips per story on
+average). The **text** is right half of the time (format 0.50 on test stories, 0.53 on held-out
 objects): the first sentence usually names the right object, but in 300 steps the model has not learned
 that the next motion must differ from the last one (its probabilities for the four motions stay almost
 uniform), and it sometimes miscopies the object. The **clips** inherit chapter 05's problem: the GMM head
-writes the prompt's colour barely above chance (0.31 per clip by the token probes, chance 0.25), and the
-tokens carry no motion at all (chapter 03), so no clip can show its sentence's motion.
+writes the prompt's colour barely above chance (0.29 per clip by the token probes, chance 0.25, although
+the tokens carry colour perfectly), and the tokens carry no motion at all (chapter 03), so no clip can
+show its sentence's motion.
 
 **Bar (issue 4): ≥ 80% of 3-clip stories consistent — missed: 0 of 32 on test and on held-out.** A
 consistent story needs nine attributes right across three clips; with per-clip rates near chance the
 expected share is below 0.1%. The way up is the same as for every chapter after 03: tokens that carry
-shape and motion, and a generation head that follows the prompt (chapter 05's `gmm_mse`).
+motion, and a generation head that follows the prompt (chapter 05's `gmm_mse`).
 """)
 build(C, sys.argv[1])
