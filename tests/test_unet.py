@@ -42,6 +42,25 @@ def test_mini_shapes_and_zero_init(mini):
     assert v.abs().sum() > 0 and torch.isfinite(v).all()
 
 
+def test_frame_channel_tells_frames_apart(mini):
+    """The mini UNet's input conv reads 4 latent + 2 coordinate + 1 frame-index channels; the frame
+    channel is what lets it treat identical frames differently (temporal attention is order-blind)."""
+    assert mini.input_blocks[0][0].in_channels == 4 + 2 + 1
+    assert not UNetConfig.full().frame_channel and not UNetConfig.full().coord_channels
+    torch.nn.init.normal_(mini.out[-1].weight, std=0.1)
+    x = torch.randn(1, 4, 1, 8, 8).expand(1, 4, 6, 8, 8).contiguous()  # six identical frames
+    ctx = torch.randn(1, 24, 64)
+    conv = mini.input_blocks[0][0]
+    with torch.no_grad():
+        conv.weight[:, 6:] = 0.0  # frame channel cut off
+        blind = mini(x, torch.tensor([500]), ctx)
+        conv.weight[:, 6:].normal_(0.0, 1.0)
+        seeing = mini(x, torch.tensor([500]), ctx)
+    # middle frames (away from the temporal convs' zero padding) are alike without it, not with it
+    assert torch.allclose(blind[:, :, 2], blind[:, :, 3], atol=1e-5)
+    assert not torch.allclose(seeing[:, :, 2], seeing[:, :, 3], atol=1e-3)
+
+
 def test_temporal_conv_equals_a_conv3d():
     torch.manual_seed(0)
     conv = TemporalConv(6, 6, (3, 1, 1), padding=(1, 0, 0))
