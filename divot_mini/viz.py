@@ -71,7 +71,7 @@ def frame_grid(videos, titles: Sequence[str] | None = None, row_labels: Sequence
             axes[0][c].set_title(t, fontsize=7)
     fig.tight_layout(pad=0.2)
     if path is not None:
-        fig.savefig(figures_dir() / path, dpi=120)
+        fig.savefig(figures_dir() / path, dpi=120, bbox_inches="tight")  # keep long row labels
     return fig
 
 
