@@ -39,7 +39,6 @@ from divot_mini import tokenizer_training as T
 from divot_mini.data import MovingShapes, MovingShapesDataModule
 from divot_mini.detokenizer import DivotDetokenizer
 from divot_mini.fit import quiet_lightning
-from divot_mini.linear_probe import ATTRIBUTES
 
 VARIANTS = {"joint": dict(oracle=False, frame_channel=False),
             "joint_fc": dict(oracle=False, frame_channel=True),
@@ -121,28 +120,20 @@ def build(variant: str, steps: int, lr: float, random_vit: bool = False) -> T.Di
 
 @torch.no_grad()
 def measure(module, probe, n_decode: int, n_probe: int) -> dict:
-    """Decoded-clip probe accuracy (+ PSNR) on test clips; linear probes on tokens (joint only)."""
-    from divot_mini.probe import accuracy
-    from divot_mini.tokenizer_evaluation import clips, decode_tokens, linear_probe_report, psnr, tokens_of
+    """The benchmark's reconstruction report on ``n_decode`` test clips (oracle tokens for the oracle
+    variants); linear probes on the tokens and their spread (joint variants only)."""
+    from divot_mini.tokenizer_evaluation import (clips, linear_probe_report, reconstruction_report,
+                                                 token_spread, tokens_of)
 
     was_training = module.pair.training
     module.pair.eval()
-    b = clips("test", n_decode)
-    if isinstance(module, OracleTraining):
-        tokens = module.batch_tokens(b["index"], "test")
-    else:
-        tokens = tokens_of(module, b["video"]).to(module.device)
-    rec = decode_tokens(module, tokens, steps=10, batch_size=128)
-    out = {f"recon_{k}": v for k, v in accuracy(probe.predict(rec), b).items()}
-    out["psnr"] = psnr(rec, b["video"])
-    swapped = decode_tokens(module, tokens.roll(-1, 0), steps=10, batch_size=128, seed=1)
-    pred = probe.predict(swapped)
-    out.update({f"swap_donor_{k}": (pred[k] == b[k].roll(-1, 0)).float().mean().item() for k in ATTRIBUTES})
-    if not isinstance(module, OracleTraining):
+    oracle = isinstance(module, OracleTraining)
+    given = module.batch_tokens(torch.arange(n_decode), "test") if oracle else None
+    out = reconstruction_report(module, probe, "test", n_decode, steps=10, tokens=given)
+    if not oracle:
         rep = linear_probe_report(module, n_train=2 * n_probe, n_test=n_probe)
         out.update({k: v for k, v in rep.items() if k.startswith("tokens_")})
-        tok = tokens_of(module, b["video"][:64])
-        out["token_spread"] = (tok.std(0).mean() / tok.abs().mean().clamp_min(1e-8)).item()
+        out["token_spread"] = token_spread(tokens_of(module, clips("test", 64)["video"]))
     if was_training:
         module.pair.train()
     return {k: round(float(v), 4) for k, v in out.items()}

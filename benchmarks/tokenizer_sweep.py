@@ -36,7 +36,8 @@ VARIANTS = {  # name: overrides of BASE
 def run(name: str, overrides: dict, accelerator: str, steps_scale: float, eval_n: int) -> dict:
     from divot_mini import tokenizer_training as T
     from divot_mini.probe import load_probe
-    from divot_mini.tokenizer_evaluation import clips, linear_probe_report, reconstruction_report, tokens_of
+    from divot_mini.tokenizer_evaluation import (clips, linear_probe_report, reconstruction_report, token_spread,
+                                                 tokens_of)
 
     recipe = {**BASE, **overrides}
     steps = max(2, int(recipe["steps"] * steps_scale))
@@ -49,9 +50,7 @@ def run(name: str, overrides: dict, accelerator: str, steps_scale: float, eval_n
     train_s = time.perf_counter() - t0
     report = {**reconstruction_report(module, load_probe(verbose=False), n=eval_n),
               **linear_probe_report(module, n_train=4 * eval_n, n_test=2 * eval_n)}
-    with torch.no_grad():  # spread of tokens across clips relative to their size (collapse -> 0)
-        tok = tokens_of(module, clips("test", 64)["video"])
-        report["token_spread"] = (tok.std(0).mean() / tok.abs().mean().clamp_min(1e-8)).item()
+    report["token_spread"] = token_spread(tokens_of(module, clips("test", 64)["video"]))
     return {"variant": name, "recipe": {**recipe, "steps": steps}, "train_s": round(train_s, 1),
             "eval_s": round(time.perf_counter() - t0 - train_s, 1),
             **{k: round(v, 4) for k, v in report.items()}}

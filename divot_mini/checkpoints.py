@@ -144,8 +144,10 @@ def verify(spec: CheckpointSpec, directory: Path, module: torch.nn.Module) -> di
 
 
 def save(spec: CheckpointSpec, module: torch.nn.Module, metrics: dict, directory: Path,
-         train_seconds: float | None = None, command: str | None = None) -> Path:
-    """Write weights + provenance atomically. An existing pair is kept as NAME.prev.*."""
+         train_seconds: float | None = None, command: str | None = None,
+         extra: dict | None = None) -> Path:
+    """Write weights + provenance atomically. An existing pair is kept as NAME.prev.*. ``extra``:
+    more provenance fields (e.g. ``trained_on`` for a run made on another machine)."""
     directory.mkdir(parents=True, exist_ok=True)
     weights, meta = paths(directory, spec.name)
     tmp_w = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
@@ -170,6 +172,7 @@ def save(spec: CheckpointSpec, module: torch.nn.Module, metrics: dict, directory
             "versions": {"torch": torch.__version__, "lightning": lightning.__version__,
                          "transformers": transformers.__version__,
                          "python": sys.version.split()[0]},
+            **(extra or {}),
         }
         tmp_m.write_text(json.dumps(prov, indent=2) + "\n")
         for path in (weights, meta):

@@ -118,14 +118,19 @@ class SpatialTemporalTransformer(nn.Module):
             dim=d, depth=cfg.resampler_depth, num_queries=cfg.num_tokens, input_dim=d,
             output_dim=cfg.token_dim, dim_head=cfg.resampler_dim_head, heads=cfg.resampler_heads)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """Position embeddings + the transformer blocks: [B, F*S*S, D] -> [B, F*S*S, D] (what the
+        Perceiver resampler then compresses)."""
         B = x.shape[0]
         x = x.view(B, self.num_frames, self.tokens_per_frame, -1)
         x = x + self.pos_embed_spatial[None, None] + self.pos_embed_temporal[None, :, None]
         x = x.reshape(B, self.num_frames * self.tokens_per_frame, -1)
         for blk in self.blocks:
             x = blk(x)
-        return self.down_sampler(self.norm(x))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_sampler(self.norm(self.mix(x)))
 
 
 class DivotTokenizer(nn.Module):

@@ -54,14 +54,22 @@ def tokens_of(model, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
                       for i in range(0, len(video), batch_size)])
 
 
+def token_spread(tokens: torch.Tensor) -> float:
+    """Spread of tokens [n, N, d] across clips relative to their size: 0 when every clip gets the
+    same tokens (the collapse that makes the UNet ignore them)."""
+    return (tokens.std(0).mean() / tokens.abs().mean().clamp_min(1e-8)).item()
+
+
 @torch.no_grad()
 def reconstruction_report(model, probe: AttributeProbe, split: str = "test", n: int = 256,
-                          steps: int = 10, guidance_scale: float = 1.0, seed: int = 0) -> dict:
+                          steps: int = 10, guidance_scale: float = 1.0, seed: int = 0,
+                          tokens: torch.Tensor | None = None) -> dict:
     """Probe accuracy per attribute and PSNR of decoded reconstructions of ``n`` clips of ``split``,
-    plus the two control experiments (swapped tokens, unconditional context)."""
+    plus the two control experiments (swapped tokens, unconditional context). ``tokens``: the clips'
+    tokens if they do not come from ``model.tokens`` (``benchmarks/tokenizer_scale.py``'s oracle)."""
     model.eval()
     b = clips(split, n, seed)
-    tokens = tokens_of(model, b["video"]).to(_device(model))
+    tokens = (tokens_of(model, b["video"]) if tokens is None else tokens).to(_device(model))
     rec = decode_tokens(model, tokens, steps, guidance_scale, seed=seed, size=b["video"].shape[-1])
     report = {f"recon_{k}": v for k, v in accuracy(probe.predict(rec), b).items()}
     report["psnr"] = psnr(rec, b["video"])
@@ -115,10 +123,7 @@ def tokenizer_stages(model, video: torch.Tensor, batch_size: int = 64) -> dict[s
         feats = model.vit(tokenizer_frames(video[i:i + batch_size].to(dev)))
         temporal = tok.temporal(feats)
         pooled = tok.norm(tok.pool(temporal))
-        x = pooled.view(len(pooled), st.num_frames, st.tokens_per_frame, -1)
-        x = (x + st.pos_embed_spatial[None, None] + st.pos_embed_temporal[None, :, None]).flatten(1, 2)
-        for blk in st.blocks:
-            x = blk(x)
+        x = st.mix(pooled)
         tokens = st.down_sampler(st.norm(x))
         for k, v in zip(TOKENIZER_STAGES, (feats, temporal, pooled, x, tokens)):
             out[k].append(v.flatten(1).cpu())

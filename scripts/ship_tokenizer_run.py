@@ -13,7 +13,6 @@ import argparse
 import json
 import time
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -55,11 +54,8 @@ def main() -> None:
                **linear_probe_report(module, n_train=512, n_test=256)}
     print(f"measured in {time.time() - t0:.0f} s:", json.dumps({k: round(v, 3) for k, v in metrics.items()}))
     directory = checkpoints.shipped_dir() if args.ship else checkpoints.cache_dir()
-    path = checkpoints.save(spec, pair, metrics, directory, record["train_s"], args.command)
-    prov_path = path.with_suffix(".json")
-    prov = json.loads(prov_path.read_text())
-    prov["trained_on"] = record["device"] + ", torch " + record["torch"]
-    prov_path.write_text(json.dumps(prov, indent=2) + "\n")  # not part of the checked fields
+    path = checkpoints.save(spec, pair, metrics, directory, record["train_s"], args.command,
+                            extra={"trained_on": record["device"] + ", torch " + record["torch"]})
     print("shipped" if args.ship else "saved", path)
 
 

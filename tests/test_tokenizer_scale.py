@@ -23,7 +23,7 @@ def test_joint_and_oracle_variants(tmp_path):
     joint = json.loads((tmp_path / "joint_fc.json").read_text())
     assert joint["steps_done"] == 2 and joint["frame_channel"] and not joint["oracle"]
     assert [c["step"] for c in joint["curve"]] == [1]  # measured along the way, then at the end
-    assert {"recon_motion", "tokens_motion", "swap_donor_colour"} <= joint["final"].keys()
+    assert {"recon_motion", "tokens_motion", "swap_matches_donor_colour"} <= joint["final"].keys()
     with safe_open(str(tmp_path / "joint_fc.safetensors"), "pt") as f:
         keys = list(f.keys())
         assert json.loads(f.metadata()["record"])["steps_done"] == 2
