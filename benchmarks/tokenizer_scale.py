@@ -10,8 +10,11 @@ nothing: four of them kept the H100 100 % busy at 0.79 s a step each, the same t
 
     python benchmarks/tokenizer_scale.py --variant joint --out build/scale          # one variant
     python benchmarks/tokenizer_scale.py --variant oracle_fc --steps 4 --batch 4 --accelerator cpu  # smoke
+    python benchmarks/tokenizer_scale.py --variant joint_fc --init shipped --steps 160 --batch 32 \
+        --lr 3e-4 --lr-schedule constant --high-noise-frac 1.0   # continue the shipped pair (CPU)
 
-Variants (all: one-cycle lr, gradient clipping 1, 30% high-noise timesteps, seed 0):
+Variants (default recipe: from scratch, one-cycle lr, gradient clipping 1, 30% high-noise timesteps,
+seed 0; ``--init shipped``, ``--lr-schedule`` and ``--high-noise-frac`` change it):
   joint       tiny-CLIP ViT frozen, tokenizer + de-tokenizer trained, UNet without a frame channel
   joint_fc    + a frame-index input channel in the UNet (``UNetConfig.frame_channel``; the shipped
               mini architecture since 2026-11-26, trained by ``--variant joint_fc --steps 1200``)
@@ -35,6 +38,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from divot_mini import checkpoints
 from divot_mini import tokenizer_training as T
 from divot_mini.data import MovingShapes, MovingShapesDataModule
 from divot_mini.detokenizer import DivotDetokenizer
@@ -94,7 +98,9 @@ class OracleTraining(T.DivotTokenizerTraining):
         return super().configure_optimizers()
 
 
-def build(variant: str, steps: int, lr: float, random_vit: bool = False) -> T.DivotTokenizerTraining:
+def build(variant: str, steps: int, lr: float, random_vit: bool = False, init: str = "scratch",
+          high_noise_frac: float = 0.3, lr_schedule: str = "onecycle",
+          resampler_pos: float = 0.0) -> T.DivotTokenizerTraining:
     from transformers import CLIPModel, CLIPVisionModel
 
     from divot_mini.frozen_vit import FrozenViT, load_frozen_vit, tiny_clip_config
@@ -112,8 +118,19 @@ def build(variant: str, steps: int, lr: float, random_vit: bool = False) -> T.Di
     else:
         vit = load_frozen_vit(verbose=False)
         pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
+    if init == "shipped":  # continue from the course's weights (the shipped architecture: joint_fc)
+        if variant != "joint_fc" or random_vit:
+            raise ValueError("--init shipped continues the shipped pair: use --variant joint_fc, no --random-vit")
+        spec = checkpoints.REGISTRY["divot_tokenizer"]
+        pair = spec.build()  # the shipped file or an error -- never a silent retraining
+        pair.load_state_dict(checkpoints.verify(spec, checkpoints.shipped_dir(), pair)["state"])
+    elif init != "scratch":
+        raise ValueError(f"--init must be 'scratch' or 'shipped', got {init!r}")
+    # no new parameters: the same pair, its resampler also told where each slot is (0: as official)
+    pair.tokenizer.image_proj_model.resampler_pos_scale = resampler_pos
     cls = OracleTraining if v["oracle"] else T.DivotTokenizerTraining
-    module = cls(vit, pair.tokenizer, pair.detokenizer, lr=lr, total_steps=steps)
+    module = cls(vit, pair.tokenizer, pair.detokenizer, lr=lr, total_steps=steps,
+                 high_noise_frac=high_noise_frac, lr_schedule=lr_schedule)
     module.pair = pair
     return module
 
@@ -180,6 +197,13 @@ def main() -> None:
     ap.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--random-vit", action="store_true", help="smoke tests: no trained ViT/VAE needed")
+    ap.add_argument("--init", choices=("scratch", "shipped"), default="scratch",
+                    help="shipped: continue training the course's divot_tokenizer weights")
+    ap.add_argument("--high-noise-frac", type=float, default=0.3,
+                    help="fraction of training timesteps drawn from t >= 900")
+    ap.add_argument("--lr-schedule", choices=("onecycle", "constant"), default="onecycle")
+    ap.add_argument("--resampler-pos", type=float, default=0.0,
+                    help="SpatialTemporalTransformer.resampler_pos_scale (0: off, as the official model)")
     ap.add_argument("--tag", default=None, help="name of the output files (default: the variant)")
     ap.add_argument("--out", default="build/tokenizer_scale")
     args = ap.parse_args()
@@ -192,11 +216,13 @@ def main() -> None:
 
     out, tag = Path(args.out), args.tag or args.variant
     out.mkdir(parents=True, exist_ok=True)
-    module = build(args.variant, args.steps, args.lr, args.random_vit)
+    module = build(args.variant, args.steps, args.lr, args.random_vit, args.init, args.high_noise_frac,
+                   args.lr_schedule, args.resampler_pos)
     record = {"variant": args.variant, "tag": tag, **VARIANTS[args.variant],
               "recipe": {"steps": args.steps, "batch_size": args.batch, "lr": args.lr, "seed": 0,
-                         "lr_schedule": "onecycle", "gradient_clip": T.TOKENIZER_CLIP,
-                         "cond_drop": 0.1, "high_noise_frac": 0.3},
+                         "lr_schedule": args.lr_schedule, "gradient_clip": T.TOKENIZER_CLIP,
+                         "cond_drop": 0.1, "high_noise_frac": args.high_noise_frac, "init": args.init,
+                         "resampler_pos_scale": args.resampler_pos},
               "device": torch.cuda.get_device_name() if args.accelerator == "gpu" else "cpu",
               "torch": torch.__version__, "curve": []}
     curve = Curve(args.every, record, out / f"{tag}.json", load_probe(verbose=False),

@@ -110,6 +110,11 @@ class SpatialTemporalTransformer(nn.Module):
         super().__init__()
         d, s = cfg.hidden_size, cfg.pool_size
         self.num_frames, self.tokens_per_frame = cfg.num_frames, s * s
+        # Not in the official model (0 = off, as there, and in the course's weights): add the spatial +
+        # temporal position embeddings, times this, once more to the Perceiver resampler's input, so its
+        # queries can address places and frames. No new parameters (and deliberately not a config field:
+        # the shipped weights' configuration stays as it is). benchmarks/tokenizer_scale.py --resampler-pos.
+        self.resampler_pos_scale = 0.0
         self.blocks = nn.ModuleList(Block(d, cfg.st_heads) for _ in range(cfg.st_depth))
         self.pos_embed_spatial = nn.Parameter(d**-0.5 * torch.randn(s * s, d))
         self.pos_embed_temporal = nn.Parameter(d**-0.5 * torch.randn(cfg.num_frames, d))
@@ -129,8 +134,20 @@ class SpatialTemporalTransformer(nn.Module):
             x = blk(x)
         return x
 
+    def position_embedding(self) -> torch.Tensor:
+        """[F*S*S, D]: the spatial + temporal position embedding of every (frame, h, w) slot."""
+        pos = self.pos_embed_spatial[None] + self.pos_embed_temporal[:, None]
+        return pos.reshape(self.num_frames * self.tokens_per_frame, -1)
+
+    def resample(self, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm + Perceiver resampler: the mixed features [B, F*S*S, D] -> tokens [B, N, d]."""
+        x = self.norm(x)
+        if self.resampler_pos_scale:
+            x = x + self.resampler_pos_scale * self.position_embedding()
+        return self.down_sampler(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_sampler(self.norm(self.mix(x)))
+        return self.resample(self.mix(x))
 
 
 class DivotTokenizer(nn.Module):

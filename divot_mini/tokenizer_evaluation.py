@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import MovingShapes
-from .linear_probe import ATTRIBUTES, probe_accuracy
+from .linear_probe import ATTRIBUTES, position_targets, probe_accuracy, ridge_r2
 from .probe import AttributeProbe, accuracy
 
 
@@ -30,7 +30,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def clips(split: str, n: int, seed: int = 0) -> dict:
-    return MovingShapes(split, size=n, seed=seed)[list(range(n))]
+    """``n`` clips of ``split`` with their labels, and ``position``: the object's centre in the first
+    and last frame [n, 4] (what :func:`~divot_mini.linear_probe.ridge_r2` regresses)."""
+    ds = MovingShapes(split, size=n, seed=seed)
+    batch = ds[list(range(n))]
+    batch["position"] = position_targets(ds.attributes(list(range(n))))
+    return batch
+
+
+def position_r2(train_x: torch.Tensor, train: dict, test_x: torch.Tensor, test: dict) -> float:
+    """Mean R^2 of a linear regression of the object's position (:func:`clips`) on features."""
+    return ridge_r2(train_x, train["position"], test_x, test["position"]).mean().item()
 
 
 @torch.no_grad()
@@ -93,8 +103,9 @@ def linear_probe_report(model, n_train: int = 1024, n_test: int = 512, seed: int
     """Linear probes on frozen Divot tokens, and on the ViT patch features of one frame (frame 8)."""
     model.eval()
     tr, te = clips("train", n_train, seed), clips("test", n_test, seed)
-    out = {f"tokens_{k}": v for k, v in
-           probe_accuracy(tokens_of(model, tr["video"]), tr, tokens_of(model, te["video"]), te).items()}
+    a, b = tokens_of(model, tr["video"]), tokens_of(model, te["video"])
+    out = {f"tokens_{k}": v for k, v in probe_accuracy(a, tr, b, te).items()}
+    out["tokens_position_r2"] = position_r2(a, tr, b, te)
 
     def frame_feats(video):
         return torch.cat([model.vit(video[i:i + 64, 8:9].to(_device(model))).cpu()
@@ -124,7 +135,7 @@ def tokenizer_stages(model, video: torch.Tensor, batch_size: int = 64) -> dict[s
         temporal = tok.temporal(feats)
         pooled = tok.norm(tok.pool(temporal))
         x = st.mix(pooled)
-        tokens = st.down_sampler(st.norm(x))
+        tokens = st.resample(x)
         for k, v in zip(TOKENIZER_STAGES, (feats, temporal, pooled, x, tokens)):
             out[k].append(v.flatten(1).cpu())
     return {k: torch.cat(v) for k, v in out.items()}
@@ -132,8 +143,13 @@ def tokenizer_stages(model, video: torch.Tensor, batch_size: int = 64) -> dict[s
 
 def stage_probe_report(model, n_train: int = 1024, n_test: int = 512, seed: int = 0) -> dict:
     """Linear probes at every stage of the tokenizer (:func:`tokenizer_stages`): where along the
-    pipeline an attribute is still readable, and where it is lost. Keys ``{stage}_{attribute}``."""
+    pipeline an attribute is still readable, and where it is lost. Keys ``{stage}_{attribute}``, and
+    ``{stage}_position_r2``: how well a linear regression reads *where* the object is."""
     model.eval()
     tr, te = clips("train", n_train, seed), clips("test", n_test, seed)
     a, b = tokenizer_stages(model, tr["video"]), tokenizer_stages(model, te["video"])
-    return {f"{s}_{k}": v for s in TOKENIZER_STAGES for k, v in probe_accuracy(a[s], tr, b[s], te).items()}
+    out = {}
+    for s in TOKENIZER_STAGES:
+        out.update({f"{s}_{k}": v for k, v in probe_accuracy(a[s], tr, b[s], te).items()})
+        out[f"{s}_position_r2"] = position_r2(a[s], tr, b[s], te)
+    return out

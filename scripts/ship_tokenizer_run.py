@@ -24,6 +24,23 @@ from divot_mini.tokenizer_evaluation import linear_probe_report, reconstruction_
 from divot_mini.vae import load_tiny_vae
 
 
+def recipe_mismatch(record: dict) -> str | None:
+    """Why a run's training record is not the registered ``divot_tokenizer`` recipe (None if it is):
+    the shipped provenance names that recipe, so only a from-scratch run of it may ship."""
+    spec = checkpoints.REGISTRY["divot_tokenizer"]
+    want = {**{k: spec.config[k] for k in ("steps", "batch_size", "lr", "high_noise_frac")},
+            "lr_schedule": "onecycle", "init": "scratch", "resampler_pos_scale": 0.0}
+    recipe = record["recipe"]
+    # runs written before these options existed used the registered values
+    got = {"steps": record.get("steps_done"), "batch_size": recipe["batch_size"], "lr": recipe["lr"],
+           "high_noise_frac": recipe.get("high_noise_frac", 0.3),
+           "lr_schedule": recipe.get("lr_schedule", "onecycle"), "init": recipe.get("init", "scratch"),
+           "resampler_pos_scale": recipe.get("resampler_pos_scale", 0.0)}
+    if got != want:
+        return f"the run's recipe {got} is not the registered one {want}"
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a .safetensors written by benchmarks/tokenizer_scale.py")
@@ -34,12 +51,10 @@ def main() -> None:
         record = json.loads((f.metadata() or {}).get("record", "{}"))
     if not record:
         raise SystemExit(f"{args.run} has no training record: was it written by tokenizer_scale.py?")
+    mismatch = recipe_mismatch(record)
+    if mismatch:
+        raise SystemExit(mismatch)
     spec = checkpoints.REGISTRY["divot_tokenizer"]
-    want = {k: spec.config[k] for k in ("steps", "batch_size", "lr")}
-    got = {"steps": record.get("steps_done"), "batch_size": record["recipe"]["batch_size"],
-           "lr": record["recipe"]["lr"]}
-    if got != want:
-        raise SystemExit(f"the run's recipe {got} is not the registered one {want}")
     pair = spec.build()
     state = load_file(args.run)
     missing, unexpected = pair.load_state_dict(state, strict=False)

@@ -58,3 +58,37 @@ def test_bad_shapes_raise():
     labels = {k: torch.zeros(9, dtype=torch.long) for k in LP.ATTRIBUTES}  # one label short
     with pytest.raises(ValueError):
         LP.probe_accuracy(x, labels, x, {k: torch.zeros(10, dtype=torch.long) for k in LP.ATTRIBUTES})
+
+
+def test_ridge_r2_reads_linear_targets_and_not_noise():
+    g = torch.Generator().manual_seed(3)
+    y = torch.randn(600, 4, generator=g)
+    mix = torch.randn(4, 40, generator=g)
+    x = y @ mix + 0.05 * torch.randn(600, 40, generator=g)  # the targets, linearly spread over 40 dims
+    r2 = LP.ridge_r2(x[:300], y[:300], x[300:], y[300:])
+    assert r2.shape == (4,) and r2.min() > 0.95, r2
+    noise = torch.randn(600, 40, generator=g)  # nothing to read
+    r2 = LP.ridge_r2(noise[:300], y[:300], noise[300:], y[300:])
+    assert r2.max() < 0.1, r2
+    # wide features (D >> N) cost an N x N solve and still read a linear code
+    wide = y @ torch.randn(4, 5000, generator=g)
+    assert LP.ridge_r2(wide[:300], y[:300], wide[300:], y[300:]).min() > 0.95
+    with pytest.raises(ValueError, match="differ in size"):
+        LP.ridge_r2(x[:300], y[:300], x[300:, :10], y[300:])
+    with pytest.raises(ValueError, match="same number"):
+        LP.ridge_r2(x[:300], y[:299], x[300:], y[300:])
+
+
+def test_position_targets_follow_the_rendered_object():
+    """The regression targets are where the renderer drew the object (first and last frame)."""
+    from divot_mini.data import BACKGROUND, MovingShapes
+
+    ds = MovingShapes("train", size=6, seed=0)
+    pos = LP.position_targets(ds.attributes(list(range(6))))
+    video = ds[list(range(6))]["video"]  # [6, 16, 3, H, W]
+    ink = (video - BACKGROUND).abs().sum(2)  # [6, 16, H, W]: where the object is
+    coords = torch.arange(video.shape[-1], dtype=torch.float32) + 0.5
+    for f, cols in ((0, slice(0, 2)), (15, slice(2, 4))):
+        w = ink[:, f] / ink[:, f].sum((1, 2), keepdim=True)
+        centre = torch.stack([(w.sum(1) * coords).sum(1), (w.sum(2) * coords).sum(1)], 1)
+        assert (centre - pos[:, cols].float()).abs().max() < 1.0, (f, centre, pos[:, cols])

@@ -73,3 +73,31 @@ def test_bad_inputs():
     bad[0, 2, 3, 4] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         tok(bad)
+
+
+def test_resampler_position_option_is_off_as_official_and_tells_slots_apart():
+    """``resampler_pos_scale`` (an experiment, not the official model) re-adds the position embeddings
+    at the Perceiver resampler's input: off by default; when on, identical features
+    in different slots give different tokens, and the walk ``mix`` -> ``resample`` is still the forward."""
+    torch.manual_seed(0)
+    cfg = TokenizerConfig.mini()
+    tok = DivotTokenizer(cfg).eval()
+    st = tok.image_proj_model
+    assert st.resampler_pos_scale == 0.0  # as official
+    st.resampler_pos_scale = 4.0
+    mixed = torch.randn(2, 5 * 16, cfg.hidden_size)
+    off = DivotTokenizer(TokenizerConfig.mini()).eval()
+    off.load_state_dict(tok.state_dict())  # same weights, no extra parameters
+    with torch.no_grad():
+        on_tokens, off_tokens = st.resample(mixed), off.image_proj_model.resample(mixed)
+        torch.testing.assert_close(off_tokens, off.image_proj_model.down_sampler(off.image_proj_model.norm(mixed)))
+        assert (on_tokens - off_tokens).abs().max() > 1e-3
+        # the resampler now sees where each slot is: a feature moved to another slot changes the tokens
+        one = torch.zeros(1, 80, cfg.hidden_size)
+        one[0, 0] = torch.randn(cfg.hidden_size)  # one feature in slot 0, nothing elsewhere
+        moved = one.roll(17, 1)
+        assert (st.resample(one) - st.resample(moved)).abs().max() > 1e-3
+        # ... whereas the official resampler is blind to slots: it reads a *set* of features
+        torch.testing.assert_close(off.image_proj_model.resample(one), off.image_proj_model.resample(moved))
+        feats = torch.randn(2, 5, 64, cfg.vit_dim)
+        torch.testing.assert_close(tok(feats), st.resample(st.mix(tok.norm(tok.pool(tok.temporal(feats))))))

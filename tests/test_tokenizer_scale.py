@@ -37,3 +37,22 @@ def test_joint_and_oracle_variants(tmp_path):
                           str(tmp_path / "joint_fc.safetensors"), "--command", "toy"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "not the registered one" in out.stderr
+
+
+def test_only_a_from_scratch_run_of_the_registered_recipe_may_ship():
+    import importlib.util
+
+    from divot_mini import tokenizer_training as T
+
+    spec = importlib.util.spec_from_file_location("ship", ROOT / "scripts" / "ship_tokenizer_run.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    old = {"steps_done": T.TOKENIZER_STEPS, "recipe": {"batch_size": T.TOKENIZER_BATCH, "lr": T.TOKENIZER_LR}}
+    assert ship.recipe_mismatch(old) is None  # the shipped run's record predates the new options
+    new = {**old, "recipe": {**old["recipe"], "high_noise_frac": 0.3, "lr_schedule": "onecycle", "init": "scratch",
+                             "resampler_pos_scale": 0.0}}
+    assert ship.recipe_mismatch(new) is None
+    for change in ({"init": "shipped"}, {"high_noise_frac": 1.0}, {"lr_schedule": "constant"}, {"lr": 3e-4},
+                   {"resampler_pos_scale": 4.0}):
+        bad = {**new, "recipe": {**new["recipe"], **change}}
+        assert "not the registered one" in ship.recipe_mismatch(bad), change
