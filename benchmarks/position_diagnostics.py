@@ -36,8 +36,8 @@ OUT = Path(__file__).parent / "results" / "position_diagnostics.json"
 @torch.no_grad()
 def resampler_inputs(model, video: torch.Tensor, batch: int = 128) -> torch.Tensor:
     """What the Perceiver resampler reads: the spatial-temporal features after their LayerNorm."""
-    tok, st = model.tokenizer, model.tokenizer.image_proj_model
-    return torch.cat([st.norm(st.mix(tok.norm(tok.pool(tok.temporal(model.vit(tokenizer_frames(v)))))))
+    tok = model.tokenizer
+    return torch.cat([tok.image_proj_model.norm(tok.mixed(model.vit(tokenizer_frames(v))))
                       for v in video.split(batch)])
 
 

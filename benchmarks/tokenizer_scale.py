@@ -107,25 +107,27 @@ def build(variant: str, steps: int, lr: float, random_vit: bool = False, init: s
     from divot_mini.vae import load_tiny_vae
 
     v = VARIANTS[variant]
-    torch.manual_seed(0)
-    pair = T.DivotPair()
-    cfg = pair.detokenizer.cfg  # the de-tokenizer is rebuilt from seed 0 with or without the channel
-    torch.manual_seed(0)
-    pair.detokenizer = DivotDetokenizer(dataclasses.replace(
-        cfg, unet=dataclasses.replace(cfg.unet, frame_channel=v["frame_channel"])))
-    if random_vit:
-        vit = FrozenViT(CLIPVisionModel(CLIPModel(tiny_clip_config()).config.vision_config))
-    else:
-        vit = load_frozen_vit(verbose=False)
-        pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
+    if init not in ("scratch", "shipped"):
+        raise ValueError(f"--init must be 'scratch' or 'shipped', got {init!r}")
     if init == "shipped":  # continue from the course's weights (the shipped architecture: joint_fc)
         if variant != "joint_fc" or random_vit:
             raise ValueError("--init shipped continues the shipped pair: use --variant joint_fc, no --random-vit")
         spec = checkpoints.REGISTRY["divot_tokenizer"]
         pair = spec.build()  # the shipped file or an error -- never a silent retraining
         pair.load_state_dict(checkpoints.verify(spec, checkpoints.shipped_dir(), pair)["state"])
-    elif init != "scratch":
-        raise ValueError(f"--init must be 'scratch' or 'shipped', got {init!r}")
+    else:
+        torch.manual_seed(0)
+        pair = T.DivotPair()
+        cfg = pair.detokenizer.cfg  # the de-tokenizer is rebuilt from seed 0 with or without the channel
+        torch.manual_seed(0)
+        pair.detokenizer = DivotDetokenizer(dataclasses.replace(
+            cfg, unet=dataclasses.replace(cfg.unet, frame_channel=v["frame_channel"])))
+    if random_vit:
+        vit = FrozenViT(CLIPVisionModel(CLIPModel(tiny_clip_config()).config.vision_config))
+    else:
+        vit = load_frozen_vit(verbose=False)
+        if init == "scratch":  # the shipped pair holds its VAE already
+            pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=False).state_dict())
     # no new parameters: the same pair, its resampler also told where each slot is (0: as official)
     pair.tokenizer.image_proj_model.resampler_pos_scale = resampler_pos
     cls = OracleTraining if v["oracle"] else T.DivotTokenizerTraining

@@ -187,7 +187,11 @@ class DivotTokenizer(nn.Module):
         x = self.spatial_pool(x)  # [B*F, D, S, S]
         return x.flatten(2).transpose(1, 2).reshape(B, -1, D)
 
+    def mixed(self, feats: torch.Tensor) -> torch.Tensor:
+        """[B, F, P*P, C] -> [B, F*S*S, D]: everything before the Perceiver resampler (temporal encoder,
+        pooling, LayerNorm, position embeddings, spatial-temporal blocks) -- what it compresses."""
+        return self.image_proj_model.mix(self.norm(self.pool(self.temporal(feats))))
+
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         self.check_features(feats)
-        x = self.norm(self.pool(self.temporal(feats)))
-        return self.image_proj_model(x)
+        return self.image_proj_model.resample(self.mixed(feats))

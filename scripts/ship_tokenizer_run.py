@@ -31,11 +31,9 @@ def recipe_mismatch(record: dict) -> str | None:
     want = {**{k: spec.config[k] for k in ("steps", "batch_size", "lr", "high_noise_frac")},
             "lr_schedule": "onecycle", "init": "scratch", "resampler_pos_scale": 0.0}
     recipe = record["recipe"]
-    # runs written before these options existed used the registered values
     got = {"steps": record.get("steps_done"), "batch_size": recipe["batch_size"], "lr": recipe["lr"],
-           "high_noise_frac": recipe.get("high_noise_frac", 0.3),
-           "lr_schedule": recipe.get("lr_schedule", "onecycle"), "init": recipe.get("init", "scratch"),
-           "resampler_pos_scale": recipe.get("resampler_pos_scale", 0.0)}
+           # runs written before these options existed used the registered values
+           **{k: recipe.get(k, want[k]) for k in ("high_noise_frac", "lr_schedule", "init", "resampler_pos_scale")}}
     if got != want:
         return f"the run's recipe {got} is not the registered one {want}"
     return None

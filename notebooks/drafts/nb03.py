@@ -358,7 +358,7 @@ from divot_mini.data import tokenizer_frames
 
 tok, st = model.tokenizer, model.tokenizer.image_proj_model
 with torch.no_grad():
-    mixed = st.mix(tok.norm(tok.pool(tok.temporal(model.vit(tokenizer_frames(ev.clips("test", 4)["video"]))))))
+    mixed = tok.mixed(model.vit(tokenizer_frames(ev.clips("test", 4)["video"])))  # what the resampler reads
     shuffle = torch.randperm(mixed.shape[1], generator=torch.Generator().manual_seed(0))
     change = (st.resample(mixed[:, shuffle]) - st.resample(mixed)).abs().max().item()
 print(f"{mixed.shape[1]} slots shuffled: largest change of any token value {change:.1e}")
