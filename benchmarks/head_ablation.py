@@ -6,7 +6,8 @@ GMM + mean-MSE fix), trained from scratch on the shipped tokenizer's tokens and 
     python benchmarks/head_ablation.py --steps 40 --train-clips 512 --decode 0 --out /tmp/x.json  # smoke
 
 Per head: training time, the head's final loss, probe accuracy of the generated tokens (test split and
-held-out combinations; sampled and deterministic), colour entropy on colour-free prompts, how much the
+held-out combinations; sampled and deterministic), colour entropy on colour-free prompts and how often a
+clip's tokens agree on its colour (for mixtures also with one component chosen per clip), how much the
 mixture weights depend on the prompt, and -- with ``--decode N`` -- the video probe's accuracy on N
 decoded generations per split (the de-tokenizer's own errors included). See divot_mini/head_ablation.py.
 Writes the JSON after every head (a cut-short run keeps what it finished); notebook 05 shows the file.
@@ -85,12 +86,14 @@ def main():
         print(json.dumps({"head": head, **row}), flush=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"ceiling (real tokens): {result['ceiling']}")
-    print(f"{'head':10s} {'train s':>8s} {'test s/c/m':>18s} {'heldout s/c/m':>18s} {'free H':>7s} {'w-sens':>7s}")
+    print(f"{'head':10s} {'train s':>8s} {'test s/c/m':>18s} {'heldout s/c/m':>18s} {'free H':>7s} "
+          f"{'agree':>6s} {'H clip':>7s} {'w-sens':>7s}")
     for head, row in result["rows"].items():
         acc = lambda s: "/".join(f"{row[f'{s}_{k}']:.2f}" for k in ATTRIBUTES)
-        ws = "-" if row["weight_sensitivity"] is None else f"{row['weight_sensitivity']:.3f}"
+        opt = lambda k, f=".3f": "-" if row.get(k) is None else format(row[k], f)
         print(f"{head:10s} {row['train_seconds']:8.1f} {acc('test'):>18s} {acc('heldout'):>18s} "
-              f"{row['colour_free_entropy']:7.3f} {ws:>7s}")
+              f"{row['colour_free_entropy']:7.3f} {opt('colour_free_agreement', '.2f'):>6s} "
+              f"{opt('colour_free_entropy_clip'):>7s} {opt('weight_sensitivity'):>7s}")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,21 @@ reports decoded-video numbers too).
 * ``{split}_{attr}``: probe accuracy of sampled tokens for full captions (test clips, held-out
   combinations); ``{split}_{attr}_det``: the head's deterministic prediction (mixture mean, regression).
 * ``colour_free_entropy``: prompts that leave the colour out ("a circle moves left"), 64 samples
-  each; entropy of the probe's colour over the samples / log 4 (1 = all colours equally often,
+  each (mixtures: the official sampler, one component per token); entropy of the probe's colour over the samples / log 4 (1 = all colours equally often,
   0 = always the same). The data has every colour for those prompts, so 1 is right.
 * ``weight_sensitivity`` (mixtures, k > 1): how much the mixture *weights* move when only the
   colour word of the prompt changes -- the mean total-variation distance between the weights of
   two such prompts, per token. 0 means the component choice ignores the prompt.
+* ``colour_free_agreement``: on the same colour-free samples, how often a clip's tokens agree on a
+  colour, each token read *alone* by a probe fitted on that token position of real clips
+  (:class:`TokenColourProbes`); real clips: 1.0. Heads that sample every token independently (the
+  official GMM sampler, the diffusion head) write clips that disagree with themselves.
+* ``colour_free_entropy_clip`` / ``colour_free_agreement_clip`` (mixtures, k > 1): the same with one
+  component chosen per clip (``gmm_head.gmm_sample(component="clip")``, the course's sampler).
+* ``component_alignment`` (mixtures, k > 1): does component j mean the same colour at every token?
+  The colour of each component's mean, read per token, agreeing with that component's majority over
+  the clip's tokens (weighted by the components' weights; colour-free prompts). Choosing one
+  component per clip only makes sense where this is near 1.
 """
 from __future__ import annotations
 
@@ -38,7 +48,8 @@ from . import text_tokenizer as tt
 from .data import COLOURS, MOTIONS, SHAPES, partial_caption
 from .data import caption as make_caption
 from .generation_heads import sample_kwargs
-from .linear_probe import LinearProbes
+from .gmm_head import split_gmm_params
+from .linear_probe import LinearProbes, fit_linear_probe
 from .llm_evaluation import generate_clip_tokens, generation_prompts
 from .llm_training import DivotLLMTraining, StandardizedDivotLLM, TokenTable, fit
 
@@ -89,17 +100,83 @@ def normalised_entropy(labels: torch.Tensor, classes: int) -> float:
     return float(-(p * p.log()).sum() / math.log(classes))
 
 
+class TokenColourProbes:
+    """One linear colour probe per token position, fitted on real tokens [M, N, d]: which colour does
+    token n say *on its own*? (On the course's real tokens every position reads colour perfectly.)"""
+
+    def __init__(self, tokens: torch.Tensor, colour: torch.Tensor):
+        if tokens.ndim != 3 or colour.shape != tokens.shape[:1]:
+            raise ValueError(f"need tokens [M, N, d] and colours [M], got {tuple(tokens.shape)} and "
+                             f"{tuple(colour.shape)}")
+        x = tokens.detach().float()
+        self.mean, self.std = x.mean(0), x.std(0).clamp(min=1e-6)
+        with torch.enable_grad():
+            self.probes = [fit_linear_probe((x[:, n] - self.mean[n]) / self.std[n], colour, len(COLOURS))
+                           for n in range(tokens.shape[1])]
+
+    @torch.no_grad()
+    def predict(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Colour index per token [B, N]."""
+        if tokens.ndim != 3 or tokens.shape[1:] != self.mean.shape:
+            raise ValueError(f"expected tokens [B, {self.mean.shape[0]}, {self.mean.shape[1]}], "
+                             f"got {tuple(tokens.shape)}")
+        x = (tokens.float() - self.mean) / self.std
+        return torch.stack([lin(x[:, n]).argmax(-1) for n, lin in enumerate(self.probes)], 1)
+
+    def agreement(self, tokens: torch.Tensor) -> float:
+        """Mean share of a clip's tokens that name the clip's majority colour (1 = all agree)."""
+        colour = self.predict(tokens)
+        return (colour == colour.mode(1).values[:, None]).float().mean().item()
+
+
 @torch.no_grad()
-def colour_free_entropy(model, text_tokenizer, probes: LinearProbes, samples: int = FREE_SAMPLES,
-                        seed: int = 0) -> float:
-    """Mean normalised entropy of the probe's colour over ``samples`` generations per colour-free
-    prompt, over every (shape, motion) prompt."""
-    out = []
+def colour_free_report(model, text_tokenizer, probes: LinearProbes, token_probes: TokenColourProbes | None = None,
+                       samples: int = FREE_SAMPLES, seed: int = 0, component: str | None = None) -> dict:
+    """On ``samples`` generations per colour-free prompt, over every (shape, motion) prompt: the mean
+    normalised entropy of the probe's colour (``entropy``) and, given ``token_probes``, the mean
+    within-clip colour agreement (``agreement``). ``component``: the GMM sampler's choice
+    (None: the head's own)."""
+    kw = sample_kwargs(model.output_resampler)
+    if component is not None:
+        kw["component"] = component
+    ent, agree = [], []
     for i, (s, m) in enumerate(itertools.product(range(len(SHAPES)), range(len(MOTIONS)))):
         prompt = [partial_caption(s, 0, m, "colour")] * samples
-        tokens = generate_clip_tokens(model, text_tokenizer, prompt, seed=seed + i, **sample_kwargs(model.output_resampler))
-        out.append(normalised_entropy(probes.predict(tokens)["colour"], len(COLOURS)))
-    return sum(out) / len(out)
+        tokens = generate_clip_tokens(model, text_tokenizer, prompt, seed=seed + i, **kw)
+        ent.append(normalised_entropy(probes.predict(tokens)["colour"], len(COLOURS)))
+        if token_probes is not None:
+            agree.append(token_probes.agreement(tokens))
+    out = {"entropy": sum(ent) / len(ent)}
+    if agree:
+        out["agreement"] = sum(agree) / len(agree)
+    return out
+
+
+@torch.no_grad()
+def component_alignment(model, text_tokenizer, token_probes: TokenColourProbes) -> float | None:
+    """How often component j's mean names the same colour at every token position (module docstring);
+    None for heads that are not mixtures."""
+    head = model.output_resampler
+    if getattr(head, "k", 1) <= 1:
+        return None
+    model.eval()
+    prompts = [partial_caption(s, 0, m, "colour") for s, m in itertools.product(range(len(SHAPES)), range(len(MOTIONS)))]
+    ids, mask = generation_prompts(text_tokenizer, prompts)
+    means, _, logits = split_gmm_params(head.params(model.generation_states(ids, mask)), head.k)  # [P, N, k, d]
+    P, N, k, d = means.shape
+    raw = means.transpose(1, 2).reshape(P * k, N, d)  # one "clip" per (prompt, component)
+    unstandardize = getattr(model, "unstandardize", None)
+    colour = token_probes.predict(unstandardize(raw) if unstandardize else raw).view(P, k, N)
+    agree = (colour == colour.mode(-1).values[..., None]).float().mean(-1)  # [P, k]
+    weight = logits.softmax(-1).mean(1)  # [P, k]: how much each component is used
+    return float((agree * weight).sum(-1).mean())
+
+
+def colour_free_entropy(model, text_tokenizer, probes: LinearProbes, samples: int = FREE_SAMPLES,
+                        seed: int = 0, component: str | None = None) -> float:
+    """Mean normalised entropy of the probe's colour over ``samples`` generations per colour-free
+    prompt, over every (shape, motion) prompt."""
+    return colour_free_report(model, text_tokenizer, probes, None, samples, seed, component)["entropy"]
 
 
 @torch.no_grad()
@@ -121,8 +198,9 @@ def weight_sensitivity(model, text_tokenizer) -> float | None:
 
 @torch.no_grad()
 def evaluate_head(model, probes: LinearProbes, tables: dict[str, TokenTable], seed: int = 0,
-                  samples: int = FREE_SAMPLES) -> dict:
-    """Every token-space number of the module docstring for one trained model."""
+                  samples: int = FREE_SAMPLES, token_probes: TokenColourProbes | None = None) -> dict:
+    """Every token-space number of the module docstring for one trained model (the agreements only
+    given ``token_probes``)."""
     text_tokenizer = tt.build_text_tokenizer()
     out = {}
     for split, table in tables.items():
@@ -132,8 +210,17 @@ def evaluate_head(model, probes: LinearProbes, tables: dict[str, TokenTable], se
         if hasattr(model.output_resampler, "predict"):
             det = generate_clip_tokens(model, text_tokenizer, caps, sample=False)
             out.update({f"{split}_{k}_det": v for k, v in probes.accuracy(det, labels).items()})
-    out["colour_free_entropy"] = colour_free_entropy(model, text_tokenizer, probes, samples, seed)
+    mixture = getattr(model.output_resampler, "k", 1) > 1
+    # a mixture's official sampler first (one component per token), whatever the head's own default
+    free = colour_free_report(model, text_tokenizer, probes, token_probes, samples, seed,
+                              "token" if mixture else None)
+    out.update({f"colour_free_{k}": v for k, v in free.items()})
     out["weight_sensitivity"] = weight_sensitivity(model, text_tokenizer)
+    if mixture:  # its component can also be chosen once per clip
+        free = colour_free_report(model, text_tokenizer, probes, token_probes, samples, seed, "clip")
+        out.update({f"colour_free_{k}_clip": v for k, v in free.items()})
+        if token_probes is not None:
+            out["component_alignment"] = component_alignment(model, text_tokenizer, token_probes)
     return out
 
 
@@ -149,10 +236,13 @@ def run_ablation(train: TokenTable, tables: dict[str, TokenTable], heads=ABLATIO
     """Train and evaluate every head. Probes are fitted on the first ``probe_clips`` training clips.
     Returns {"ceiling": {...}, "rows": {head: metrics}, "models": {head: model} if keep_models}."""
     probes = LinearProbes(train.tokens[:probe_clips], train.labels(slice(0, probe_clips)))
-    result = {"ceiling": ceiling(probes, tables), "rows": {}, "models": {}, "probes": probes}
+    token_probes = TokenColourProbes(train.tokens[:probe_clips], train.colour[:probe_clips])
+    result = {"ceiling": ceiling(probes, tables), "rows": {}, "models": {}, "probes": probes,
+              "token_probes": token_probes}
+    result["ceiling"].update({f"{split}_agreement": token_probes.agreement(t.tokens) for split, t in tables.items()})
     for head in heads:
         model, info = train_head(head, train, steps, seed, progress, lr)
-        result["rows"][head] = {**info, **evaluate_head(model, probes, tables, seed)}
+        result["rows"][head] = {**info, **evaluate_head(model, probes, tables, seed, token_probes=token_probes)}
         if keep_models:
             result["models"][head] = model
     return result

@@ -411,6 +411,7 @@ LLM_COMP_BATCH, LLM_GEN_BATCH = 32, 32
 LLM_LR = 1e-3
 LLM_TRAIN_CLIPS = 4096
 LLM_CAPTION_FRAC, LLM_PARTIAL_FRAC = 0.5, 0.2
+LLM_SAMPLE_COMPONENT = "clip"  # one GMM component per clip (gmm_head docstring); official: "token"
 
 
 def shipped_fingerprint(name: str) -> str | None:
@@ -437,11 +438,17 @@ def build_divot_llm() -> StandardizedDivotLLM:
     """The course's Divot-LLM (untrained, identity token stats): mini Mistral 4 x 256, GMM head
     k = 16, N = 16, d = 32. The head is the official GMM (same parameters, so official weights load
     into it); its training loss adds the MSE of the mixture mean (``"gmm_mse"``): with the paper's
-    NLL alone the mini mixture ignores the prompt (benchmarks/head_ablation.json: colour 0.21 vs 1.00)."""
-    return StandardizedDivotLLM.mini(tt.build_text_tokenizer(), token_dim=32, num_tokens=tt.MINI_NUM_TOKENS,
-                         head="gmm_mse", hidden_size=LLM_HIDDEN, num_hidden_layers=LLM_LAYERS,
-                         num_attention_heads=LLM_HEADS, num_key_value_heads=LLM_KV_HEADS,
-                         intermediate_size=LLM_FFN)
+    NLL alone the mini mixture ignores the prompt (benchmarks/head_ablation.json: colour 0.21 vs 1.00).
+    It samples one mixture component per *clip* (``LLM_SAMPLE_COMPONENT``; official: per token, which
+    turns an open choice such as a colour-free prompt into a vote of the clip's tokens -- see
+    :mod:`divot_mini.gmm_head`); a sampler setting, not a weight: ``sample_component="token"`` or
+    ``generate_video_tokens(..., component="token")`` gives the official one back."""
+    model = StandardizedDivotLLM.mini(tt.build_text_tokenizer(), token_dim=32, num_tokens=tt.MINI_NUM_TOKENS,
+                                      head="gmm_mse", hidden_size=LLM_HIDDEN, num_hidden_layers=LLM_LAYERS,
+                                      num_attention_heads=LLM_HEADS, num_key_value_heads=LLM_KV_HEADS,
+                                      intermediate_size=LLM_FFN)
+    model.output_resampler.sample_component = LLM_SAMPLE_COMPONENT
+    return model
 
 
 def train_divot_llm(model: DivotLLM, seed: int = 0, steps: int = LLM_STEPS,

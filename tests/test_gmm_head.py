@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from divot_mini.generation_heads import DiffusionHead, MSEHead, make_generation_head
-from divot_mini.gmm_head import (GMMHead, gmm_mean, gmm_nll, gmm_num_params, gmm_sample,
+from divot_mini.gmm_head import (GMMHead, clip_weights, gmm_mean, gmm_nll, gmm_num_params, gmm_sample,
                                  split_gmm_params)
 
 torch.set_num_threads(1)
@@ -103,6 +103,37 @@ def test_sampling_is_seeded_picks_components_by_weight_and_respects_var_scale():
     assert (full[full[:, 0] > 0] - 5).var().item() == pytest.approx(1.0, rel=0.05)
     exact = gmm_sample(params[:10], 2, var_scale=0.0, generator=torch.Generator().manual_seed(0))
     assert set(exact[:, 0].tolist()) <= {-5.0, 5.0}
+
+
+def test_clip_sampling_makes_one_choice_per_clip_where_token_sampling_votes():
+    # 2,000 clips of 16 tokens, two components (-5 / +5) weighted 0.4 / 0.6 at every token.
+    clips, n, d = 2000, 16, 2
+    means = torch.tensor([[-5.0, -5.0], [5.0, 5.0]]).expand(clips, n, 2, d)
+    raw = torch.full((clips, n, 2, d), INV_SOFTPLUS_1)
+    params = pack(means, raw, torch.log(torch.tensor([0.4, 0.6])).expand(clips, n, 2))
+    tok = gmm_sample(params, 2, generator=torch.Generator().manual_seed(0)) > 0
+    clip = gmm_sample(params, 2, generator=torch.Generator().manual_seed(0), component="clip") > 0
+    # per token: each token chooses alone, so a clip's tokens disagree; its majority is the likelier one
+    share = tok[..., 0].float().mean(1)
+    assert 0.55 < tok.float().mean().item() < 0.65 and (share == 1).float().mean().item() < 0.01
+    assert (share > 0.5).float().mean().item() > 0.7  # the vote amplifies 0.6 to most clips
+    # per clip: all 16 tokens share the choice, and clips choose with the weights 0.4 / 0.6
+    assert torch.equal(clip.all(1), clip.any(1))
+    assert clip[:, 0, 0].float().mean().item() == pytest.approx(0.6, abs=0.03)
+    # the clip's weights: the normalised geometric mean of its tokens' weights
+    logits = torch.log(torch.tensor([[0.9, 0.1], [0.5, 0.5]]))
+    g = torch.tensor([math.sqrt(0.45), math.sqrt(0.05)])
+    assert torch.allclose(clip_weights(logits), g / g.sum())
+    with pytest.raises(ValueError, match="component"):
+        gmm_sample(params, 2, component="frame")
+    with pytest.raises(ValueError, match="N tokens"):
+        gmm_sample(params[0, 0], 2, component="clip")
+    with pytest.raises(ValueError, match="sample_component"):
+        GMMHead(8, 2, k=2, sample_component="video")
+    head = GMMHead(8, 2, k=2, sample_component="clip")
+    h = torch.randn(3, 16, 8)
+    assert torch.equal(head.sample(h, generator=torch.Generator().manual_seed(0)),
+                       head.sample(h, generator=torch.Generator().manual_seed(0), component="clip"))
 
 
 def test_gmm_head_shapes_and_official_projection():

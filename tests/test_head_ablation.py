@@ -75,6 +75,28 @@ def test_tiny_ablation_on_oracle_tokens():
     assert gmm["colour_free_entropy"] > 0.2, gmm
     assert gmm["weight_sensitivity"] is not None and mse["weight_sensitivity"] is None
     assert set(mse) >= {"train_seconds", "final_loss", "test_shape", "test_colour_det", "history"}
+    assert r["ceiling"]["test_agreement"] == 1.0  # real clips agree with themselves
+    assert "colour_free_entropy_clip" not in mse and 0.0 <= mse["colour_free_agreement"] <= 1.0
+    assert "component_alignment" not in mse
+    for key in ("colour_free_agreement", "colour_free_agreement_clip", "colour_free_entropy_clip",
+                "component_alignment"):
+        assert 0.0 <= gmm[key] <= 1.0, (key, gmm)
+
+
+def test_token_colour_probes_read_each_token_alone():
+    g = torch.Generator().manual_seed(0)
+    colour = torch.arange(200) % 4
+    codes = torch.randn(4, 3, 5, generator=g)  # a pattern per colour for each of 3 token positions
+    tokens = codes[colour] + 0.1 * torch.randn(200, 3, 5, generator=g)
+    probes = A.TokenColourProbes(tokens, colour)
+    assert torch.equal(probes.predict(tokens), colour[:, None].expand(200, 3))
+    assert probes.agreement(tokens) == 1.0
+    mixed = torch.stack([codes[0, 0], codes[1, 1], codes[1, 2]])[None]  # token 0 red, tokens 1-2 other
+    assert probes.agreement(mixed) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="tokens"):
+        probes.predict(tokens[:, :2])
+    with pytest.raises(ValueError, match="colours"):
+        A.TokenColourProbes(tokens, colour[:10])
 
 
 def test_linear_probes_refuse_features_of_another_size():
@@ -90,3 +112,22 @@ def test_llm_training_needs_three_steps():
     model = A.build_ablation_llm("mse", tok)
     with pytest.raises(ValueError, match="total_steps must be at least 3"):
         LT.DivotLLMTraining(model, tok, LT.synthetic_token_table(8), total_steps=2)
+
+
+def test_shipped_divot_llm_samples_one_component_per_clip():
+    """The course's Divot-LLM: its components mean the same colour at every token, so choosing one per
+    clip (its sampler) writes clips whose tokens agree on a colour; the official per-token sampler,
+    on the same colour-free prompt, writes clips that disagree with themselves."""
+    from divot_mini.llm_evaluation import generate_clip_tokens
+    from divot_mini.tokenizer_training import load_trained
+
+    model, tok = LT.load_divot_llm(verbose=False)
+    assert model.output_resampler.sample_component == LT.LLM_SAMPLE_COMPONENT == "clip"
+    train = LT.token_table(load_trained(verbose=False), "train", 512)
+    probes = A.TokenColourProbes(train.tokens, train.colour)
+    assert probes.agreement(train.tokens) == 1.0
+    assert A.component_alignment(model, tok, probes) > 0.9
+    prompt = ["a circle moves left"] * 48
+    per_clip = generate_clip_tokens(model, tok, prompt, seed=0)  # the model's own sampler
+    per_token = generate_clip_tokens(model, tok, prompt, seed=0, component="token")
+    assert probes.agreement(per_clip) > 0.95 > 0.85 > probes.agreement(per_token)
