@@ -7,8 +7,8 @@
 
 Measured on the final (instruction-tuned) model: comprehension (captions, QA; test clips and held-out
 combinations), text-to-video (video probe on decoded generations; token probes on the written tokens),
-diversity on colour-free prompts (GMM k=16; the course's sampler, one component per clip, and the
-official one, per token), storytelling consistency. Bars (issue 4): captions all
+diversity on colour-free prompts (GMM k=16; the official sampler, one component per token, and one
+component per clip), storytelling consistency. Bars (issue 4): captions all
 right >= 0.98, QA >= 0.98, held-out captions >= 0.90; text-to-video >= 0.90 per attribute; colour-free
 entropy >= 0.8; consistent 3-clip stories >= 0.80; the stage trains in <= 8 min on 2 cores.
 Writes benchmarks/results/llm_stage.json; exits 1 when a bar is missed.
@@ -77,7 +77,7 @@ def main() -> None:
     for split in ("test", "heldout"):
         for a in ("shape", "colour", "motion"):
             checks[f"t2v {split} {a} >= {BARS['t2v']}"] = r[f"t2v_{split}_{a}"] >= BARS["t2v"]
-    # the course's sampler (one GMM component per clip); the official per-token one is reported beside it
+    # the model's own sampler (official: one GMM component per token); the other is reported beside it
     entropy_key = "tokens_colour_free_entropy" + ("_clip" if model.output_resampler.sample_component == "clip" else "")
     checks[f"colour-free entropy >= {BARS['entropy']}"] = r[entropy_key] >= BARS["entropy"]
     for split in ("test", "heldout"):

@@ -14,18 +14,21 @@ point from it, with the variances shrunk by ``var_scale`` (0.1 officially): a sh
 still *chooses* among modes. Regression (MSE) would instead average the modes -- a clip "halfway
 between red and blue" -- which is the paper's argument for the GMM.
 
-**Which component: per token (official) or per clip (``component="clip"``, the course's option).**
+**Which component: per token (official) or per clip (``component="clip"``, an option).**
 The N tokens of a clip are written in one forward pass, so the official sampler draws their
 components *independently*. Where a prompt leaves a choice open ("a circle moves left": which
 colour?), every token then makes its own choice: the clip becomes a vote of N tokens, mixed within
 itself, and the vote almost always goes to the most likely colour (the law of large numbers) -- the
 diversity the mixture was meant to give is lost at the clip level. Measured on the course's
 Divot-LLM (notebook 05): the tokens of one sampled clip agree on a colour 67 % of the time (real clips:
-100 %), and the clips' colour entropy is 0.30 although each token alone has 0.69. Because one shared
+100 %), and the clips' colour entropy is 0.30 although each token alone has 0.69 (per-clip choice: 0.69). Because one shared
 head writes every token, component j means the same thing at every token of a clip (the colour of
 component j's mean agrees across the 16 tokens in 100 % of the cases), so the choice can be made once
 per clip: draw j from the clip's weights exp(mean_n log w_nj) (normalised), then every token samples
-from its own component j. Same weights, same layout; only the sampler changes.
+from its own component j. Same weights, same layout; only the sampler changes. The price: where the
+prompt does decide (a red circle), a token's small weight on a wrong colour was outvoted by the other
+tokens and is now followed for the whole clip (the course's model writes the prompt's colour 0.95 instead
+of 1.00 with it), so the course keeps the official sampler and notebook 05 measures both.
 """
 from __future__ import annotations
 

@@ -27,8 +27,10 @@ reports decoded-video numbers too).
   colour, each token read *alone* by a probe fitted on that token position of real clips
   (:class:`TokenColourProbes`); real clips: 1.0. Heads that sample every token independently (the
   official GMM sampler, the diffusion head) write clips that disagree with themselves.
-* ``colour_free_entropy_clip`` / ``colour_free_agreement_clip`` (mixtures, k > 1): the same with one
-  component chosen per clip (``gmm_head.gmm_sample(component="clip")``, the course's sampler).
+* ``colour_free_entropy_clip`` / ``colour_free_agreement_clip`` / ``{split}_{attr}_clip`` (mixtures,
+  k > 1): the same with one component chosen per clip (``gmm_head.gmm_sample(component="clip")``). Its
+  price shows in ``{split}_{attr}_clip``: per token, a little weight on a wrong colour is outvoted by
+  the clip's other tokens; per clip, it is followed.
 * ``component_alignment`` (mixtures, k > 1): does component j mean the same colour at every token?
   The colour of each component's mean, read per token, agreeing with that component's majority over
   the clip's tokens (weighted by the components' weights; colour-free prompts). Choosing one
@@ -202,15 +204,20 @@ def evaluate_head(model, probes: LinearProbes, tables: dict[str, TokenTable], se
     """Every token-space number of the module docstring for one trained model (the agreements only
     given ``token_probes``)."""
     text_tokenizer = tt.build_text_tokenizer()
+    mixture = getattr(model.output_resampler, "k", 1) > 1
     out = {}
     for split, table in tables.items():
         caps, labels = table.captions(), table.labels()
-        sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, **sample_kwargs(model.output_resampler))
+        kw = sample_kwargs(model.output_resampler)
+        sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, **kw,
+                                       **({"component": "token"} if mixture else {}))
         out.update({f"{split}_{k}": v for k, v in probes.accuracy(sampled, labels).items()})
+        if mixture:  # the price of the per-clip choice: it follows the weights, errors included
+            sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, component="clip", **kw)
+            out.update({f"{split}_{k}_clip": v for k, v in probes.accuracy(sampled, labels).items()})
         if hasattr(model.output_resampler, "predict"):
             det = generate_clip_tokens(model, text_tokenizer, caps, sample=False)
             out.update({f"{split}_{k}_det": v for k, v in probes.accuracy(det, labels).items()})
-    mixture = getattr(model.output_resampler, "k", 1) > 1
     # a mixture's official sampler first (one component per token), whatever the head's own default
     free = colour_free_report(model, text_tokenizer, probes, token_probes, samples, seed,
                               "token" if mixture else None)

@@ -116,18 +116,18 @@ def test_llm_training_needs_three_steps():
 
 def test_shipped_divot_llm_samples_one_component_per_clip():
     """The course's Divot-LLM: its components mean the same colour at every token, so choosing one per
-    clip (its sampler) writes clips whose tokens agree on a colour; the official per-token sampler,
-    on the same colour-free prompt, writes clips that disagree with themselves."""
+    clip writes clips whose tokens agree on a colour; its own (official) per-token sampler, on the same
+    colour-free prompt, writes clips that disagree with themselves."""
     from divot_mini.llm_evaluation import generate_clip_tokens
     from divot_mini.tokenizer_training import load_trained
 
     model, tok = LT.load_divot_llm(verbose=False)
-    assert model.output_resampler.sample_component == LT.LLM_SAMPLE_COMPONENT == "clip"
+    assert model.output_resampler.sample_component == LT.LLM_SAMPLE_COMPONENT == "token"  # official
     train = LT.token_table(load_trained(verbose=False), "train", 512)
     probes = A.TokenColourProbes(train.tokens, train.colour)
     assert probes.agreement(train.tokens) == 1.0
     assert A.component_alignment(model, tok, probes) > 0.9
     prompt = ["a circle moves left"] * 48
-    per_clip = generate_clip_tokens(model, tok, prompt, seed=0)  # the model's own sampler
-    per_token = generate_clip_tokens(model, tok, prompt, seed=0, component="token")
+    per_clip = generate_clip_tokens(model, tok, prompt, seed=0, component="clip")
+    per_token = generate_clip_tokens(model, tok, prompt, seed=0)  # the model's own sampler
     assert probes.agreement(per_clip) > 0.95 > 0.85 > probes.agreement(per_token)

@@ -330,7 +330,7 @@ clip are written in **one** forward pass, so the official sampler draws each tok
 "red" with probability $p$, the number of red tokens is binomial, and for $p > 1/2$
 
 $$
-Pig(	ext{most of the } N 	ext{ tokens say red}ig) \;\longrightarrow\; 1 \qquad (N 	o \infty):
+P\big(\text{most of the } N \text{ tokens say red}\big) \;\longrightarrow\; 1 \qquad (N \to \infty):
 $$
 
 the clip almost always shows the per-token favourite (when the tokens disagree, the decoded clip is a
@@ -344,8 +344,7 @@ token, coloured by what that token says.
 code(r"""
 token_probes = A.TokenColourProbes(train.tokens, train.colour)
 free_prompt = ["a circle moves left"] * 24
-palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.15, 0.3, 0.95], [0.95, 0.85, 0.1]])
-names = [c for c in COLOURS]
+palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.15, 0.3, 0.95], [0.95, 0.85, 0.1]])  # COLOURS' order
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.2))
 sampled = {}
 for ax, component in zip(axes, ("token", "clip")):
@@ -354,10 +353,9 @@ for ax, component in zip(axes, ("token", "clip")):
     ax.imshow(palette[said], interpolation="nearest")
     ax.set_title({"token": "official: one component per token", "clip": "one component per clip"}, fontsize=8)
     ax.set_xlabel("token", fontsize=7), ax.set_ylabel("sample", fontsize=7), ax.tick_params(labelsize=6)
-fig.suptitle("colour each token says, " + ", ".join(f"{n}" for n in names), fontsize=8)
+fig.suptitle('"a circle moves left": the colour each token says on its own', fontsize=8)
 fig.tight_layout(), fig.savefig(viz.figures_dir() / "05_component_choice.png", dpi=120)
 plt.show()
-print("colours of the 4 palette entries:", names)
 """)
 md(r"""
 With the official sampler the rows are mixed: the tokens of one clip disagree. Choosing **one component
@@ -367,33 +365,45 @@ reads the colour of each component's mean at every token). The clip's weights ar
 combined in log space (a normalised geometric mean),
 
 $$
-ar\pi_j \;\propto\; \exp\Big(rac1N \sum_{n=1}^{N} \log \pi_{n,j}\Big),
+\bar\pi_j \;\propto\; \exp\Big(\frac1N \sum_{n=1}^{N} \log \pi_{n,j}\Big),
 $$
 
-one $j$ is drawn from $ar\pi$, and every token then samples from its own component $j$
+one $j$ is drawn from $\bar\pi$, and every token then samples from its own component $j$
 (`gmm_sample(..., component="clip")`). Same weights, same parameter layout, same training; only the
-sampler changes, so the official per-token sampler is one argument away. Measured on every colour-free
-prompt (12 prompts x 64 samples):
+sampler changes. Measured on every colour-free prompt (12 prompts x 64 samples), and on the full captions
+of the test clips (the colour the written tokens show, by the probes of section 3):
 """)
 code(r"""
 per_token = A.colour_free_report(llm, text_tok, probes, token_probes, component="token")
 per_clip = A.colour_free_report(llm, text_tok, probes, token_probes, component="clip")
 align = A.component_alignment(llm, text_tok, token_probes)
+caps, labels = tables["test"].captions(), tables["test"].labels()
+follows = {c: probes.accuracy(generate_clip_tokens(llm, text_tok, caps, seed=0, component=c), labels)["colour"]
+           for c in ("token", "clip")}
 print(f"component alignment (component j = same colour at every token): {align:.2f}")
-print(f"{'sampler':22s} {'tokens of a clip agree':>23s} {'colour entropy over clips':>26s}")
-for name, r in (("one component per token", per_token), ("one component per clip", per_clip)):
-    print(f"{name:22s} {r['agreement']:23.2f} {r['entropy']:26.2f}")
-print("the course's Divot-LLM samples with:", llm.output_resampler.sample_component)
+print(f"{'sampler':24s} {'colour-free: tokens agree':>25s} {'colour entropy':>15s} {'full captions: colour':>22s}")
+for c, r in (("token", per_token), ("clip", per_clip)):
+    name = {"token": "one component per token", "clip": "one component per clip"}[c]
+    print(f"{name:24s} {r['agreement']:25.2f} {r['entropy']:15.2f} {follows[c]:22.2f}")
+print("the shipped Divot-LLM samples with:", llm.output_resampler.sample_component, "(official)")
+assert align > 0.9
 assert per_clip["agreement"] > per_token["agreement"] and per_clip["entropy"] > per_token["entropy"]
-assert llm.output_resampler.sample_component == "clip"
 """)
 md(r"""
-One component per clip makes every sampled clip agree with itself and keeps the mixture's diversity at
-the clip level. The course's Divot-LLM therefore samples this way (`llm_training.LLM_SAMPLE_COMPONENT`);
-the full-size switch keeps the official per-token sampler, because nothing guarantees that the official
-weights' components are aligned — `component_alignment` is the check to run first. The remaining gap to
-an even spread over the four colours is in the weights themselves: each token's own colour distribution
-is not uniform, and the clip sampler can only pass on what the weights hold. The ablation's table above
-shows the same for every mixture head (`agree` and `H clip` columns).
+One component per clip makes every sampled clip agree with itself and more than doubles the diversity of
+colour-free prompts — but look at the last column. Where the prompt *does* decide the colour, each token's
+weights still put a little mass on wrong colours. Per token, those slips are outvoted by the clip's other
+tokens (the vote that hurt diversity filters noise here); per clip, a slip recolours the whole clip. The
+same trade-off in the ablation's committed run (table above, `gmm_mse`): colour-free entropy 0.61 per
+token, 0.91 per clip — above the course's 0.8 bar — while the colour written for full captions falls from
+1.00 to the `_clip` value in the benchmark file.
+
+So the shipped model keeps the **official** sampler (`llm_training.LLM_SAMPLE_COMPONENT = "token"`), and
+`component="clip"` is one argument away (`generate_clip_tokens(..., component="clip")`, `gmm_sample`).
+Two things would make the per-clip choice free: weights that are sharper where the prompt decides (more
+training), and training the mixture at the clip level too, so that its weights learn the probability of a
+whole clip rather than of one token. The full-size switch keeps the official sampler for a further reason:
+nothing guarantees that the official weights' components are aligned across tokens —
+`component_alignment` is the check to run before trying it there.
 """)
 build(C, sys.argv[1])

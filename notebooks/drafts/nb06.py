@@ -94,8 +94,7 @@ assert allowed[q[0], q[N - 1]] and not allowed[q[0] - 1, q[0]]  # bidirectional 
 md(r"""
 At generation time the same layout is produced step by step (`DivotLLM.generate_interleaved`): the model
 writes words greedily; when it writes `<vid>`, the program appends `<frame>` and $N$ query positions, one
-forward pass writes the clip (a GMM sample; the course's model chooses one mixture component for the whole
-clip, chapter 05 section 5), `</frame>` closes it, and writing goes on with the
+forward pass writes the clip (a GMM sample per token), `</frame>` closes it, and writing goes on with the
 query block left in place — so the rest of the story sees the clip the way training showed it.
 `Divot.story` wraps that and decodes every clip with the de-tokenizer.
 
@@ -213,10 +212,6 @@ taught the rule "the next motion differs" reliably. The **clips** show the promp
 clip by the token probes, 0.96 by the video probe) and its shape as far as the tokens carry shape (0.77),
 and the same object in all three clips in 56% of the test stories — but the tokens carry no motion at
 all (chapter 03), so no clip can show its sentence's motion.
-
-The "shipped run" lines are the measurements made when the model was trained, with the official sampler
-(one mixture component per token); the cell above samples the way the course's model now does (one
-component per clip, chapter 05), so its per-clip numbers can differ from them.
 
 **Bar (issue 4): ≥ 80% of 3-clip stories consistent — missed: 0 of 32 on test and on held-out.** A
 consistent story needs every clip's motion right as well, and with motion at chance (a quarter per clip)
