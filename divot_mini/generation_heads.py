@@ -134,12 +134,16 @@ class DiffusionHead(nn.Module):
 
 
 def sample_kwargs(head: nn.Module, generator: torch.Generator | None = None,
-                  var_scale: float = SAMPLE_VAR_SCALE) -> dict:
-    """Keyword arguments for ``head.sample``: ``generator`` (if given) and ``var_scale`` where the head
-    takes one (the GMM heads; regression and the diffusion head have no variance to scale)."""
+                  var_scale: float = SAMPLE_VAR_SCALE, component: str | None = None) -> dict:
+    """Keyword arguments for ``head.sample``: ``generator`` (if given), ``var_scale`` where the head
+    takes one (the GMM heads; regression and the diffusion head have no variance to scale), and the
+    mixture's ``component`` choice (``"token"``/``"clip"``) if given and the head takes one."""
     kw = {} if generator is None else {"generator": generator}
-    if "var_scale" in inspect.signature(head.sample).parameters:
+    takes = inspect.signature(head.sample).parameters
+    if "var_scale" in takes:
         kw["var_scale"] = var_scale
+    if component is not None and "component" in takes:
+        kw["component"] = component
     return kw
 
 

@@ -107,16 +107,14 @@ def gmm_sample(params: torch.Tensor, k: int, var_scale: float = SAMPLE_VAR_SCALE
     means, variances, logits = split_gmm_params(params, k, var_scale=var_scale)
     lead, d = means.shape[:-2], means.shape[-1]
     # torch.distributions cannot take a generator; draw with multinomial + randn to be seedable.
-    if component == "clip":
+    if component == "clip":  # one pick per clip, shared by its N tokens
         if len(lead) < 2:
             raise ValueError(f"component='clip' needs parameters [..., N tokens, {params.shape[-1]}], "
                              f"got shape {tuple(params.shape)}")
-        probs = clip_weights(logits.float()).reshape(-1, k)
-        pick = torch.multinomial(probs, 1, generator=generator).view(*lead[:-1], 1, 1, 1)
-        pick = pick.expand(*lead, 1, d)
+        probs, picks = clip_weights(logits.float()), (*lead[:-1], 1, 1, 1)
     else:
-        probs = logits.softmax(-1).reshape(-1, k).float()
-        pick = torch.multinomial(probs, 1, generator=generator).view(*lead, 1, 1).expand(*lead, 1, d)
+        probs, picks = logits.softmax(-1).float(), (*lead, 1, 1)
+    pick = torch.multinomial(probs.reshape(-1, k), 1, generator=generator).view(picks).expand(*lead, 1, d)
     mu, var = means.gather(-2, pick).squeeze(-2), variances.gather(-2, pick).squeeze(-2)
     noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + var.sqrt() * noise

@@ -51,7 +51,7 @@ from .data import COLOURS, MOTIONS, SHAPES, partial_caption
 from .data import caption as make_caption
 from .generation_heads import sample_kwargs
 from .gmm_head import split_gmm_params
-from .linear_probe import LinearProbes, fit_linear_probe
+from .linear_probe import LinearProbes
 from .llm_evaluation import generate_clip_tokens, generation_prompts
 from .llm_training import DivotLLMTraining, StandardizedDivotLLM, TokenTable, fit
 
@@ -110,20 +110,14 @@ class TokenColourProbes:
         if tokens.ndim != 3 or colour.shape != tokens.shape[:1]:
             raise ValueError(f"need tokens [M, N, d] and colours [M], got {tuple(tokens.shape)} and "
                              f"{tuple(colour.shape)}")
-        x = tokens.detach().float()
-        self.mean, self.std = x.mean(0), x.std(0).clamp(min=1e-6)
-        with torch.enable_grad():
-            self.probes = [fit_linear_probe((x[:, n] - self.mean[n]) / self.std[n], colour, len(COLOURS))
-                           for n in range(tokens.shape[1])]
+        self.shape = tuple(tokens.shape[1:])
+        self.probes = [LinearProbes(tokens[:, n], {"colour": colour}) for n in range(tokens.shape[1])]
 
-    @torch.no_grad()
     def predict(self, tokens: torch.Tensor) -> torch.Tensor:
         """Colour index per token [B, N]."""
-        if tokens.ndim != 3 or tokens.shape[1:] != self.mean.shape:
-            raise ValueError(f"expected tokens [B, {self.mean.shape[0]}, {self.mean.shape[1]}], "
-                             f"got {tuple(tokens.shape)}")
-        x = (tokens.float() - self.mean) / self.std
-        return torch.stack([lin(x[:, n]).argmax(-1) for n, lin in enumerate(self.probes)], 1)
+        if tokens.ndim != 3 or tuple(tokens.shape[1:]) != self.shape:
+            raise ValueError(f"expected tokens [B, {self.shape[0]}, {self.shape[1]}], got {tuple(tokens.shape)}")
+        return torch.stack([p.predict(tokens[:, n])["colour"] for n, p in enumerate(self.probes)], 1)
 
     def agreement(self, tokens: torch.Tensor) -> float:
         """Mean share of a clip's tokens that name the clip's majority colour (1 = all agree)."""
@@ -138,9 +132,7 @@ def colour_free_report(model, text_tokenizer, probes: LinearProbes, token_probes
     normalised entropy of the probe's colour (``entropy``) and, given ``token_probes``, the mean
     within-clip colour agreement (``agreement``). ``component``: the GMM sampler's choice
     (None: the head's own)."""
-    kw = sample_kwargs(model.output_resampler)
-    if component is not None:
-        kw["component"] = component
+    kw = sample_kwargs(model.output_resampler, component=component)
     ent, agree = [], []
     for i, (s, m) in enumerate(itertools.product(range(len(SHAPES)), range(len(MOTIONS)))):
         prompt = [partial_caption(s, 0, m, "colour")] * samples
@@ -174,13 +166,6 @@ def component_alignment(model, text_tokenizer, token_probes: TokenColourProbes) 
     return float((agree * weight).sum(-1).mean())
 
 
-def colour_free_entropy(model, text_tokenizer, probes: LinearProbes, samples: int = FREE_SAMPLES,
-                        seed: int = 0, component: str | None = None) -> float:
-    """Mean normalised entropy of the probe's colour over ``samples`` generations per colour-free
-    prompt, over every (shape, motion) prompt."""
-    return colour_free_report(model, text_tokenizer, probes, None, samples, seed, component)["entropy"]
-
-
 @torch.no_grad()
 def weight_sensitivity(model, text_tokenizer) -> float | None:
     """Mean total-variation distance between the mixture weights of two prompts that differ only in
@@ -205,29 +190,25 @@ def evaluate_head(model, probes: LinearProbes, tables: dict[str, TokenTable], se
     given ``token_probes``)."""
     text_tokenizer = tt.build_text_tokenizer()
     mixture = getattr(model.output_resampler, "k", 1) > 1
+    # key suffix -> sampler: a mixture's official one (a component per token), whatever the head's own
+    # default, and one component per clip -- whose price shows where the prompt decides (``*_clip``)
+    samplers = {"": "token", "_clip": "clip"} if mixture else {"": None}
     out = {}
     for split, table in tables.items():
         caps, labels = table.captions(), table.labels()
-        kw = sample_kwargs(model.output_resampler)
-        sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, **kw,
-                                       **({"component": "token"} if mixture else {}))
-        out.update({f"{split}_{k}": v for k, v in probes.accuracy(sampled, labels).items()})
-        if mixture:  # the price of the per-clip choice: it follows the weights, errors included
-            sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed, component="clip", **kw)
-            out.update({f"{split}_{k}_clip": v for k, v in probes.accuracy(sampled, labels).items()})
+        for suffix, component in samplers.items():
+            sampled = generate_clip_tokens(model, text_tokenizer, caps, seed=seed,
+                                           **sample_kwargs(model.output_resampler, component=component))
+            out.update({f"{split}_{k}{suffix}": v for k, v in probes.accuracy(sampled, labels).items()})
         if hasattr(model.output_resampler, "predict"):
             det = generate_clip_tokens(model, text_tokenizer, caps, sample=False)
             out.update({f"{split}_{k}_det": v for k, v in probes.accuracy(det, labels).items()})
-    # a mixture's official sampler first (one component per token), whatever the head's own default
-    free = colour_free_report(model, text_tokenizer, probes, token_probes, samples, seed,
-                              "token" if mixture else None)
-    out.update({f"colour_free_{k}": v for k, v in free.items()})
+    for suffix, component in samplers.items():
+        free = colour_free_report(model, text_tokenizer, probes, token_probes, samples, seed, component)
+        out.update({f"colour_free_{k}{suffix}": v for k, v in free.items()})
     out["weight_sensitivity"] = weight_sensitivity(model, text_tokenizer)
-    if mixture:  # its component can also be chosen once per clip
-        free = colour_free_report(model, text_tokenizer, probes, token_probes, samples, seed, "clip")
-        out.update({f"colour_free_{k}_clip": v for k, v in free.items()})
-        if token_probes is not None:
-            out["component_alignment"] = component_alignment(model, text_tokenizer, token_probes)
+    if mixture and token_probes is not None:
+        out["component_alignment"] = component_alignment(model, text_tokenizer, token_probes)
     return out
 
 

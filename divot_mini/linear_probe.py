@@ -41,7 +41,7 @@ def fit_linear_probe(x: torch.Tensor, y: torch.Tensor, classes: int, weight_deca
 class LinearProbes:
     """One fitted linear probe per attribute on frozen features: ``LinearProbes(x, labels)`` fits on
     features x [M, ...] (flattened per clip, standardised with *these* statistics) and labels
-    {attribute: [M]}; :meth:`predict` / :meth:`accuracy` then read other features the same way.
+    {attribute: [M]} (all three attributes, or those to probe); :meth:`predict` / :meth:`accuracy` then read other features the same way.
     Notebook 05 uses probes fitted on real Divot tokens to read the tokens an LLM *writes*."""
 
     def __init__(self, x: torch.Tensor, labels: dict[str, torch.Tensor]):
@@ -51,8 +51,10 @@ class LinearProbes:
         self.mean, std = x.mean(0), x.std(0)
         self.std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant features: unscaled
         x = (x - self.mean) / self.std
-        with torch.enable_grad():
-            self.probes = {k: fit_linear_probe(x, labels[k], n) for k, n in ATTRIBUTES.items()}
+        if not set(labels) & set(ATTRIBUTES):
+            raise ValueError(f"labels must name at least one of {tuple(ATTRIBUTES)}, got {tuple(labels)}")
+        with torch.enable_grad():  # one probe per attribute given
+            self.probes = {k: fit_linear_probe(x, labels[k], n) for k, n in ATTRIBUTES.items() if k in labels}
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -219,3 +219,6 @@ def test_sample_kwargs_give_var_scale_only_to_heads_that_take_it():
     assert sample_kwargs(make_generation_head("gmm_k1", 8, 2)) == {"var_scale": 0.1}
     assert sample_kwargs(make_generation_head("mse", 8, 2), g) == {"generator": g}
     assert sample_kwargs(make_generation_head("diffusion", 8, 2)) == {}
+    # the mixture's component choice only where it is asked for and the head takes one
+    assert sample_kwargs(make_generation_head("gmm", 8, 2), component="clip") == {"var_scale": 0.1, "component": "clip"}
+    assert sample_kwargs(make_generation_head("mse", 8, 2), component="clip") == {}

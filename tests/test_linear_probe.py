@@ -24,6 +24,12 @@ def test_separable_features_are_read_perfectly():
     acc = LP.probe_accuracy(*_split(x, labels, 300))
     assert set(acc) == set(LP.ATTRIBUTES)
     assert min(acc.values()) > 0.97, acc
+    colour_only = LP.LinearProbes(x[:300], {"colour": labels["colour"][:300]})  # probe what is given
+    assert set(colour_only.predict(x[300:])) == {"colour"}
+    assert torch.equal(colour_only.predict(x[300:])["colour"],
+                       LP.LinearProbes(x[:300], {k: v[:300] for k, v in labels.items()}).predict(x[300:])["colour"])
+    with pytest.raises(ValueError, match="at least one of"):
+        LP.LinearProbes(x, {"size": labels["shape"]})
 
 
 def test_random_labels_stay_near_chance():
