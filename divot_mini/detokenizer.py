@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL
 from . import diffusion
 from .perceiver_resampler import PerceiverResampler
 from .unet import UNetConfig, VideoUNet
+from .tokenizer import later_fields_omitted
 from .vae import TINY_VAE_SCALE, VAE_CONFIGS
 
 
@@ -36,6 +37,8 @@ class DetokenizerConfig:
     vae_downsample: int = 8       # spatial factor of the VAE (SD KL-f8: 8)
     vae_sample: bool = True       # official: sample the posterior; False: use its mean (a small VAE
                                   # trained with a weak KL has a wide posterior, see RESULTS.md)
+    noise_shift: float = 1.0      # mini only: the noise schedule moved toward high noise by this
+                                  # (diffusion.make_scheduler); 1 = official
 
     @classmethod
     def full(cls) -> "DetokenizerConfig":
@@ -49,7 +52,9 @@ class DetokenizerConfig:
                    vae_scale=TINY_VAE_SCALE, vae_downsample=4, vae_sample=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = later_fields_omitted(asdict(self), {"noise_shift": 1.0})
+        d["unet"] = self.unet.to_dict()
+        return d
 
 
 class DivotDetokenizer(nn.Module):
@@ -64,7 +69,7 @@ class DivotDetokenizer(nn.Module):
         # the frozen VAE (official name); built untrained from the config unless one is given
         self.first_stage_model = vae if vae is not None else AutoencoderKL(**VAE_CONFIGS[cfg.vae])
         self.first_stage_model.eval().requires_grad_(False)
-        self.scheduler = diffusion.make_scheduler()
+        self.scheduler = diffusion.make_scheduler(shift=cfg.noise_shift)
 
     # -- latent space ------------------------------------------------------------------------
     def encode(self, video: torch.Tensor) -> torch.Tensor:
@@ -109,7 +114,7 @@ class DivotDetokenizer(nn.Module):
         z = diffusion.ddim_sample(
             lambda x, t, cx: self.diffusion_model(x, t, cx), ctx, unc, (len(tokens), c, frames, h, h),
             steps, guidance_scale, guidance_rescale, eta, generator, trajectory,
-            diffusion.make_scheduler(spacing))
+            diffusion.make_scheduler(spacing, self.cfg.noise_shift))
         if trajectory is not None:
             trajectory[:] = [self.decode(x0) for x0 in trajectory]
         return self.decode(z)

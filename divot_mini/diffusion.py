@@ -30,22 +30,42 @@ DDIM_STEPS = 50
 DDIM_ETA = 1.0
 
 
-def make_scheduler(spacing: str = "official") -> DDIMScheduler:
+def shifted_alphas_cumprod(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    r"""Move a schedule toward high noise: $\log\mathrm{SNR}'(t) = \log\mathrm{SNR}(t) - 2\ln s$,
+    i.e. $\bar\alpha' = \mathrm{sigmoid}(\mathrm{logit}(\bar\alpha) - 2\ln s)$ (Chen 2023, "On the
+    importance of noise scheduling"; the same as scaling the clean latents by $1/s$). Zero terminal SNR
+    stays zero ($\bar\alpha = 0 \mapsto 0$) and $s = 1$ is the identity."""
+    if not shift > 0:
+        raise ValueError(f"noise shift must be > 0, got {shift}")
+    a = alphas_cumprod.double()
+    snr = a / (1 - a).clamp_min(1e-300)
+    return (snr / shift**2 / (1 + snr / shift**2)).float()
+
+
+def make_scheduler(spacing: str = "official", shift: float = 1.0) -> DDIMScheduler:
     """The official schedule as a diffusers scheduler.
 
     ``spacing="official"`` gives exactly the official timesteps (50 steps: 981, 961, ..., 1). With
     few steps that spacing starts far below t = 999 (1 step: t = 1!), i.e. it treats pure noise as
     a half-clean sample; ``spacing="trailing"`` always starts at t = 999, the fix recommended with
     zero-terminal-SNR schedules (Lin et al., 2024). The course uses it for few-step decoding.
+
+    ``shift`` > 1 moves the whole schedule -- training and sampling alike -- toward high noise
+    (:func:`shifted_alphas_cumprod`; 1 = official). The mini de-tokenizer uses it: on its small latents
+    the noisy input itself shows where the object is at most noise levels (notebook 03).
     """
     if spacing not in ("official", "trailing"):
         raise ValueError(f"spacing must be 'official' or 'trailing', got {spacing!r}")
-    return DDIMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_start=0.00085, beta_end=0.012,
-                         beta_schedule="scaled_linear", prediction_type="v_prediction",
-                         rescale_betas_zero_snr=True,
-                         timestep_spacing="leading" if spacing == "official" else "trailing",
-                         steps_offset=1 if spacing == "official" else 0,
-                         set_alpha_to_one=False, clip_sample=False)
+    kw = dict(num_train_timesteps=NUM_TRAIN_TIMESTEPS, prediction_type="v_prediction",
+              timestep_spacing="leading" if spacing == "official" else "trailing",
+              steps_offset=1 if spacing == "official" else 0, set_alpha_to_one=False, clip_sample=False)
+    official = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                             rescale_betas_zero_snr=True, **kw)
+    if shift == 1.0:
+        return official
+    a = shifted_alphas_cumprod(official.alphas_cumprod, shift)
+    betas = 1 - a / torch.cat([torch.ones(1), a[:-1]])
+    return DDIMScheduler(trained_betas=betas.numpy(), **kw)
 
 
 def _abar(scheduler: DDIMScheduler, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import math
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class PerceiverAttention(nn.Module):
@@ -29,10 +30,18 @@ class PerceiverAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.heads, self.dim_head).transpose(1, 2)  # [b, heads, n, dim_head]
 
-    def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, latents: torch.Tensor,
+                key_pos: torch.Tensor | None = None) -> torch.Tensor:
         x, latents = self.norm1(x), self.norm2(latents)
         q = self._heads(self.to_q(latents))
-        k, v = (self._heads(t) for t in self.to_kv(torch.cat([x, latents], dim=1)).chunk(2, dim=-1))
+        k, v = self.to_kv(torch.cat([x, latents], dim=1)).chunk(2, dim=-1)
+        if key_pos is not None:
+            # DETR-style: the inputs' positions [N, dim] join their *keys* only, so where a slot is
+            # decides which query reads it while what it says (the value) stays pure content.
+            # The latents' keys get none. Not in the official resampler (key_pos=None there).
+            pos_k = key_pos.to(k.dtype) @ self.to_kv.weight[: self.heads * self.dim_head].T
+            k = k + F.pad(pos_k, (0, 0, 0, latents.shape[1]))
+        k, v = self._heads(k), self._heads(v)
         # Scale q and k by dim_head^-1/4 each (not the product by dim_head^-1/2): same maths,
         # smaller intermediate values in fp16 -- and the official weights expect exactly this.
         scale = 1 / math.sqrt(math.sqrt(self.dim_head))
@@ -62,10 +71,15 @@ class PerceiverResampler(nn.Module):
             nn.ModuleList([PerceiverAttention(dim, dim_head, heads), feed_forward(dim, ff_mult)])
             for _ in range(depth))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """``key_pos`` [N, dim]: optional positions of the N inputs, added to their keys in every
+        layer (see :class:`PerceiverAttention`)."""
         latents = self.latents.expand(x.shape[0], -1, -1)
         x = self.proj_in(x)
+        if key_pos is not None and tuple(key_pos.shape) != (x.shape[1], x.shape[2]):
+            raise ValueError(f"key_pos must be [{x.shape[1]}, {x.shape[2]}] (one per input), "
+                             f"got {tuple(key_pos.shape)}")
         for attn, ff in self.layers:
-            latents = attn(x, latents) + latents
+            latents = attn(x, latents, key_pos) + latents
             latents = ff(latents) + latents
         return self.norm_out(self.proj_out(latents))

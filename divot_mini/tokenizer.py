@@ -42,6 +42,15 @@ class TokenizerConfig:
     resampler_dim_head: int = 64
     num_tokens: int = 64
     token_dim: int = 256
+    # Mini-only design choices (the official model: "official", False). See notebook 03.
+    pos_init: str = "official"      # "official": learned embeddings, init std dim^-1/2 (~3% of the
+                                    # LayerNorm'd features); "sincos": learned, initialised to a
+                                    # 3-D sin-cos pattern over (frame, y, x) as large as the features
+    resampler_key_pos: bool = False  # add those position embeddings to the resampler's keys
+
+    def __post_init__(self):
+        if self.pos_init not in ("official", "sincos"):
+            raise ValueError(f"pos_init must be 'official' or 'sincos', got {self.pos_init!r}")
 
     @classmethod
     def full(cls) -> "TokenizerConfig":
@@ -57,7 +66,37 @@ class TokenizerConfig:
                    token_dim=32)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return later_fields_omitted(asdict(self), _LATER_FIELDS)
+
+
+# Fields added after weights were first shipped, with the value that means "as before": written only
+# when set, so the configuration stored with earlier weights still matches the code's.
+_LATER_FIELDS = {"pos_init": "official", "resampler_key_pos": False}
+
+
+def later_fields_omitted(d: dict, later: dict) -> dict:
+    return {k: v for k, v in d.items() if not (k in later and v == later[k])}
+
+
+def sincos_position(frames: int, side: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 3-D sin-cos code of (frame, y, x): spatial [side*side, dim] uses the first two thirds of the
+    channels (y, then x), temporal [frames, dim] the last third, so their sum codes all three. Entries
+    are sin/cos of amplitude 1, the scale of LayerNorm'd features."""
+    third = dim // 3
+
+    def code(n: int, width: int) -> torch.Tensor:  # [n, width]: DCT-like frequencies over n cells
+        k = torch.arange(1, width // 2 + 1, dtype=torch.float32)
+        ang = torch.pi * k[None] * (torch.arange(n, dtype=torch.float32)[:, None] + 0.5) / n
+        c = torch.cat([ang.sin(), ang.cos()], 1)
+        return torch.nn.functional.pad(c, (0, width - c.shape[1]))
+
+    y, x = code(side, third), code(side, third)
+    spatial = torch.zeros(side, side, dim)
+    spatial[..., :third] = y[:, None]
+    spatial[..., third:2 * third] = x[None]
+    temporal = torch.zeros(frames, dim)
+    temporal[:, 2 * third:] = code(frames, dim - 2 * third)
+    return spatial.reshape(side * side, dim), temporal
 
 
 class Attention(nn.Module):
@@ -118,6 +157,11 @@ class SpatialTemporalTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(d, cfg.st_heads) for _ in range(cfg.st_depth))
         self.pos_embed_spatial = nn.Parameter(d**-0.5 * torch.randn(s * s, d))
         self.pos_embed_temporal = nn.Parameter(d**-0.5 * torch.randn(cfg.num_frames, d))
+        if cfg.pos_init == "sincos":
+            spatial, temporal = sincos_position(cfg.num_frames, s, d)
+            with torch.no_grad():
+                self.pos_embed_spatial.copy_(spatial), self.pos_embed_temporal.copy_(temporal)
+        self.key_pos = cfg.resampler_key_pos
         self.norm = nn.LayerNorm(d)  # eps 1e-5 here (nn.LayerNorm default in the official code)
         self.down_sampler = PerceiverResampler(
             dim=d, depth=cfg.resampler_depth, num_queries=cfg.num_tokens, input_dim=d,
@@ -144,7 +188,7 @@ class SpatialTemporalTransformer(nn.Module):
         x = self.norm(x)
         if self.resampler_pos_scale:
             x = x + self.resampler_pos_scale * self.position_embedding()
-        return self.down_sampler(x)
+        return self.down_sampler(x, key_pos=self.position_embedding() if self.key_pos else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.resample(self.mix(x))

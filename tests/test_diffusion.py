@@ -85,3 +85,34 @@ def test_trailing_spacing_starts_at_pure_noise():
     assert trailing.timesteps.tolist()[0] == 999
     with pytest.raises(ValueError, match="spacing"):
         D.make_scheduler("leading")
+
+
+def test_noise_shift_moves_log_snr_by_2_ln_s_and_keeps_zero_terminal_snr():
+    import math
+
+    official, shifted = D.make_scheduler(), D.make_scheduler(shift=3.0)
+    a, b = official.alphas_cumprod.double()[:-1], shifted.alphas_cumprod.double()[:-1]
+    diff = (a / (1 - a)).log() - (b / (1 - b)).log()
+    torch.testing.assert_close(diff, torch.full_like(diff, 2 * math.log(3)), atol=1e-3, rtol=0)
+    assert shifted.alphas_cumprod[-1].item() == 0.0  # still zero terminal SNR
+    assert (shifted.alphas_cumprod[1:] <= shifted.alphas_cumprod[:-1]).all()  # still a noising schedule
+    # the trailing spacing and v-prediction carry over; shift 1 is the official scheduler itself
+    trailing = D.make_scheduler("trailing", shift=3.0)
+    trailing.set_timesteps(4)
+    assert trailing.timesteps.tolist()[0] == 999 and trailing.config.prediction_type == "v_prediction"
+    torch.testing.assert_close(D.make_scheduler(shift=1.0).alphas_cumprod, official.alphas_cumprod)
+    with pytest.raises(ValueError, match="noise shift"):
+        D.make_scheduler(shift=0.0)
+
+
+def test_detokenizer_samples_and_trains_with_its_own_shifted_schedule():
+    import dataclasses
+
+    from divot_mini.detokenizer import DetokenizerConfig, DivotDetokenizer
+
+    assert DetokenizerConfig.full().noise_shift == 1.0  # official
+    assert "noise_shift" not in DetokenizerConfig.mini().to_dict()  # earlier weights' configs still match
+    cfg = dataclasses.replace(DetokenizerConfig.mini(), noise_shift=3.0)
+    assert cfg.to_dict()["noise_shift"] == 3.0
+    det = DivotDetokenizer(cfg)
+    torch.testing.assert_close(det.scheduler.alphas_cumprod, D.make_scheduler(shift=3.0).alphas_cumprod)

@@ -101,3 +101,44 @@ def test_resampler_position_option_is_off_as_official_and_tells_slots_apart():
         torch.testing.assert_close(off.image_proj_model.resample(one), off.image_proj_model.resample(moved))
         feats = torch.randn(2, 5, 64, cfg.vit_dim)
         torch.testing.assert_close(tok(feats), st.resample(st.mix(tok.norm(tok.pool(tok.temporal(feats))))))
+
+
+def test_mini_design_options_are_off_in_the_official_config_and_omitted_from_old_configs():
+    full = TokenizerConfig.full()
+    assert full.pos_init == "official" and full.resampler_key_pos is False
+    d = TokenizerConfig.mini().to_dict()
+    assert "pos_init" not in d and "resampler_key_pos" not in d  # configs stored with earlier weights match
+    import dataclasses
+    on = dataclasses.replace(TokenizerConfig.mini(), pos_init="sincos", resampler_key_pos=True).to_dict()
+    assert on["pos_init"] == "sincos" and on["resampler_key_pos"] is True
+    with pytest.raises(ValueError, match="pos_init"):
+        TokenizerConfig(pos_init="rope")
+
+
+def test_sincos_position_init_codes_every_slot_apart_at_the_scale_of_the_features():
+    import dataclasses
+    cfg = dataclasses.replace(TokenizerConfig.mini(), pos_init="sincos")
+    st = DivotTokenizer(cfg).image_proj_model
+    pos = st.position_embedding().detach()  # [80, 64]
+    dist = torch.cdist(pos, pos) + 1e9 * torch.eye(len(pos))
+    assert dist.min() > 0.5  # no two (frame, y, x) slots share a code
+    assert 0.3 < pos.pow(2).mean().sqrt() < 1.5  # LayerNorm'd features have RMS 1 (official init: ~0.18)
+    assert set(DivotTokenizer(cfg).state_dict()) == set(DivotTokenizer(TokenizerConfig.mini()).state_dict())
+
+
+def test_resampler_key_position_reads_pairs_of_content_and_place():
+    """Positions in the keys only: moving a feature to another slot changes the tokens, but moving
+    every feature *with* its position leaves them unchanged (the values carry no position)."""
+    from divot_mini.perceiver_resampler import PerceiverResampler
+
+    torch.manual_seed(0)
+    res = PerceiverResampler(dim=32, depth=2, num_queries=4, input_dim=32, output_dim=8, dim_head=8, heads=4)
+    x, pos = torch.randn(1, 10, 32), torch.randn(10, 32)
+    perm = torch.randperm(10)
+    with torch.no_grad():
+        base = res(x, key_pos=pos)
+        torch.testing.assert_close(res(x[:, perm], key_pos=pos[perm]), base)
+        assert (res(x[:, perm], key_pos=pos) - base).abs().max() > 1e-3
+        torch.testing.assert_close(res(x[:, perm]), res(x))  # without positions: a set
+    with pytest.raises(ValueError, match="key_pos"):
+        res(x, key_pos=torch.randn(9, 32))

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Fast experiments on the tokenizer stage: one design lever per process, measured along the way.
+
+The frozen parts (tiny-CLIP features of the 5 tokenizer frames, tiny-VAE latents of all 16 frames) are
+computed once for a pool of training clips and cached, so a step costs only the tokenizer and the UNet
+(~1.4 s at batch 32 on 2 cores, vs ~5 s through the ViT and the VAE). Every ``--every`` steps the
+tokens of held-out clips are probed -- shape, colour, motion (linear probes) and *where* the object is
+(ridge R^2) -- and the denoising loss with each clip's own tokens is compared with another clip's
+tokens per noise level: the de-tokenizer uses the tokens where own < swapped. At the end a few test
+clips are decoded (10 DDIM steps) and read by the attribute probe.
+
+    python benchmarks/tokenizer_levers.py --lever control --steps 240 --threads 1
+    python benchmarks/tokenizer_levers.py --lever shift3 --steps 240 --threads 1
+
+Writes ``<out>/<lever>.json`` (rewritten after every measurement).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from divot_mini import diffusion
+from divot_mini.data import MovingShapes, tokenizer_frames
+from divot_mini.detokenizer import DetokenizerConfig, DivotDetokenizer
+from divot_mini.linear_probe import LinearProbes, position_targets, ridge_r2
+from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
+
+# lever -> (tokenizer overrides, de-tokenizer overrides, training overrides)
+LEVERS = {
+    "control": ({}, {}, {}),
+    "shift3": ({}, {"noise_shift": 3.0}, {}),
+    "shift6": ({}, {"noise_shift": 6.0}, {}),
+    "sincos": ({"pos_init": "sincos"}, {}, {}),
+    "keypos": ({"resampler_key_pos": True}, {}, {}),
+    "sincos_keypos": ({"pos_init": "sincos", "resampler_key_pos": True}, {}, {}),
+    "shift3_sincos_keypos": ({"pos_init": "sincos", "resampler_key_pos": True}, {"noise_shift": 3.0}, {}),
+    "shift3_keypos": ({"resampler_key_pos": True}, {"noise_shift": 3.0}, {}),
+}
+BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
+
+
+@torch.no_grad()
+def build_cache(path: Path, n_train: int, n_test: int) -> dict:
+    """Frozen features and latents of ``n_train`` training and ``n_test`` test clips (seed 0)."""
+    from divot_mini.frozen_vit import load_frozen_vit
+    from divot_mini.vae import load_tiny_vae
+
+    vit = load_frozen_vit(verbose=False)
+    det = DivotDetokenizer(DetokenizerConfig.mini(), vae=load_tiny_vae(verbose=False))
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        ds = MovingShapes(split, size=n, seed=0)
+        feats, lat = [], []
+        for i in range(0, n, 64):
+            video = ds[list(range(i, min(n, i + 64)))]["video"]
+            feats.append(vit(tokenizer_frames(video)))
+            lat.append(det.encode(video))
+        attrs = ds.attributes(list(range(n)))
+        out[split] = {"feats": torch.cat(feats), "latents": torch.cat(lat),
+                      "position": position_targets(attrs).float(),
+                      **{k: attrs[k] for k in ("shape", "colour", "motion")}}
+    out["zero_feats"] = vit(tokenizer_frames(torch.zeros(1, 16, 3, 32, 32)))
+    torch.save(out, path)
+    return out
+
+
+def sample_t(n: int, high_noise_frac: float, g: torch.Generator) -> torch.Tensor:
+    t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (n,), generator=g)
+    high = torch.rand(n, generator=g) < high_noise_frac
+    return torch.where(high, torch.randint(900, diffusion.NUM_TRAIN_TIMESTEPS, (n,), generator=g), t)
+
+
+@torch.no_grad()
+def measure(tok, det, cache, n_fit: int = 1024) -> dict:
+    tok.eval(), det.eval()
+    tr, te = cache["train"], cache["test"]
+    n_fit = min(n_fit, len(tr["feats"]))
+    a = torch.cat([tok(tr["feats"][i:i + 256]) for i in range(0, n_fit, 256)])
+    b = torch.cat([tok(te["feats"][i:i + 256]) for i in range(0, len(te["feats"]), 256)])
+    labels = {k: tr[k][:n_fit] for k in ("shape", "colour", "motion")}
+    acc = LinearProbes(a, labels).accuracy(b, {k: te[k] for k in labels})
+    out = {f"tokens_{k}": v for k, v in acc.items()}
+    out["tokens_position_r2"] = ridge_r2(a, tr["position"][:n_fit], b, te["position"]).mean().item()
+    out["token_spread"] = (b.std(0).mean() / b.abs().mean().clamp_min(1e-8)).item()
+    # own vs swapped tokens, per noise level, on 64 test clips with fixed noise
+    g = torch.Generator().manual_seed(1)
+    z0, tk = te["latents"][:64], b[:64]
+    noise = torch.randn(z0.shape, generator=g)
+    for lo, hi in BINS:
+        t = torch.randint(lo, hi, (64,), generator=g)
+        z_t, v = diffusion.v_target(det.scheduler, z0, noise, t)
+        own = F.mse_loss(det(z_t, t, tk), v).item()
+        swp = F.mse_loss(det(z_t, t, tk.roll(1, 0)), v).item()
+        out[f"loss_own_t{lo}"], out[f"loss_swap_t{lo}"] = own, swp
+    tok.train(), det.train()
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+@torch.no_grad()
+def decode_report(tok, det, cache, n: int = 64) -> dict:
+    from divot_mini.probe import accuracy, load_probe
+    from divot_mini.tokenizer_evaluation import psnr
+
+    tok.eval(), det.eval()
+    ds = MovingShapes("test", size=n, seed=0)
+    batch = ds[list(range(n))]
+    tokens = tok(cache["test"]["feats"][:n])
+    probe = load_probe(verbose=False)
+    out = {}
+    for name, tk in (("recon", tokens), ("swap", tokens.roll(1, 0))):
+        rec = det.sample(tk, None, frames=16, size=32, steps=10, guidance_scale=1.0, eta=0.0,
+                         generator=torch.Generator().manual_seed(0), spacing="trailing")
+        pred = probe.predict(rec)
+        if name == "recon":
+            out.update({f"recon_{k}": v for k, v in accuracy(pred, batch).items()})
+            out["psnr"] = psnr(rec, batch["video"])
+        else:
+            donor = {k: batch[k].roll(1, 0) for k in ("shape", "colour", "motion")}
+            out.update({f"swap_donor_{k}": (pred[k] == donor[k]).float().mean().item() for k in donor})
+    return {k: round(float(v), 4) for k, v in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lever", choices=list(LEVERS), required=True)
+    ap.add_argument("--steps", type=int, default=240)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--high-noise-frac", type=float, default=0.3)
+    ap.add_argument("--every", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--n-train", type=int, default=4096)
+    ap.add_argument("--out", default="build/levers")
+    ap.add_argument("--tag", default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cpath = out / f"cache_{args.n_train}.pt"
+    cache = torch.load(cpath, weights_only=True) if cpath.exists() else build_cache(cpath, args.n_train, 512)
+    tcfg, dcfg, _ = LEVERS[args.lever]
+    torch.manual_seed(0)
+    tok = DivotTokenizer(dataclasses.replace(TokenizerConfig.mini(), **tcfg))
+    det = DivotDetokenizer(dataclasses.replace(DetokenizerConfig.mini(), **dcfg))
+    params = list(tok.parameters()) + list(det.image_proj_model.parameters()) + list(det.diffusion_model.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
+    record = {"lever": args.lever, "tag": args.tag or args.lever, "tokenizer": tcfg, "detokenizer": dcfg,
+              "recipe": {"steps": args.steps, "batch": args.batch, "lr": args.lr,
+                         "high_noise_frac": args.high_noise_frac, "n_train": args.n_train},
+              "threads": torch.get_num_threads(), "curve": []}
+    path = out / f"{record['tag']}.json"
+    g = torch.Generator().manual_seed(0)
+    tr = cache["train"]
+    t0, eval_s = time.perf_counter(), 0.0
+    for step in range(args.steps + 1):
+        if step % args.every == 0 or step == args.steps:
+            te = time.perf_counter()
+            m = measure(tok, det, cache)
+            eval_s += time.perf_counter() - te
+            record["curve"].append({"step": step, "train_s": round(time.perf_counter() - t0 - eval_s, 1), **m})
+            print(json.dumps(record["curve"][-1]), flush=True)
+            path.write_text(json.dumps(record, indent=1))
+        if step == args.steps:
+            break
+        idx = torch.randint(0, len(tr["feats"]), (args.batch,), generator=g)
+        feats, z0 = tr["feats"][idx], tr["latents"][idx]
+        drop = torch.rand(args.batch, generator=g) < 0.1
+        feats = torch.where(drop[:, None, None, None], cache["zero_feats"], feats)
+        t = sample_t(args.batch, args.high_noise_frac, g)
+        noise = torch.randn(z0.shape, generator=g)
+        z_t, v = diffusion.v_target(det.scheduler, z0, noise, t)
+        loss = F.mse_loss(det(z_t, t, tok(feats)), v)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+    record["train_s"] = round(time.perf_counter() - t0 - eval_s, 1)
+    record["final"] = decode_report(tok, det, cache)
+    print(json.dumps(record["final"]), flush=True)
+    path.write_text(json.dumps(record, indent=1))
+    torch.save({"tokenizer": tok.state_dict(), "detokenizer": {k: v for k, v in det.state_dict().items()
+                if not k.startswith("first_stage_model.")}}, out / f"{record['tag']}.pt")
+
+
+if __name__ == "__main__":
+    main()
