@@ -40,6 +40,15 @@ LEVERS = {
     "keypos": ({"resampler_key_pos": True}, {}, {}),
     "sincos_keypos": ({"pos_init": "sincos", "resampler_key_pos": True}, {}, {}),
     "shift3_sincos_keypos": ({"pos_init": "sincos", "resampler_key_pos": True}, {"noise_shift": 3.0}, {}),
+    "shift6_sincos_keypos": ({"pos_init": "sincos", "resampler_key_pos": True}, {"noise_shift": 6.0}, {}),
+    "shift10_sincos_keypos": ({"pos_init": "sincos", "resampler_key_pos": True}, {"noise_shift": 10.0}, {}),
+    # the de-tokenizer alone, on oracle tokens (the clip's true attributes and position): how fast
+    # can the UNet learn to draw *where* when the tokens carry it perfectly?
+    "oracle": ({}, {}, {"oracle": True}),
+    "oracle_shift3": ({}, {"noise_shift": 3.0}, {"oracle": True}),
+    "oracle_shift3_qpos": ({}, {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"oracle": True}),
+    "shift3_sincos_keypos_qpos": ({"pos_init": "sincos", "resampler_key_pos": True},
+                                  {"noise_shift": 3.0, "unet": {"query_pos": True}}, {}),
     "shift3_keypos": ({"resampler_key_pos": True}, {"noise_shift": 3.0}, {}),
 }
 BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
@@ -70,6 +79,23 @@ def build_cache(path: Path, n_train: int, n_test: int) -> dict:
     return out
 
 
+class OracleTokens(torch.nn.Module):
+    """Tokens [B, 16, 32] holding a clip's true attributes (one fixed random pattern per value) and
+    its start and end position (patterns scaled by the coordinates). Nothing here is learned."""
+
+    def __init__(self, num_tokens: int = 16, dim: int = 32):
+        super().__init__()
+        g = torch.Generator().manual_seed(1234)
+        for k, n in {"shape": 3, "colour": 4, "motion": 4}.items():
+            self.register_buffer(k, torch.randn(n, num_tokens, dim, generator=g))
+        self.register_buffer("cont", torch.randn(4, num_tokens, dim, generator=g))
+
+    def forward(self, part: dict, idx: torch.Tensor) -> torch.Tensor:
+        pos = part["position"][idx] / 16 - 1  # pixels -> about [-1, 1]
+        tok = self.shape[part["shape"][idx]] + self.colour[part["colour"][idx]] + self.motion[part["motion"][idx]]
+        return (tok + torch.einsum("bk,knd->bnd", pos, self.cont)) / 7**0.5
+
+
 def sample_t(n: int, high_noise_frac: float, g: torch.Generator) -> torch.Tensor:
     t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (n,), generator=g)
     high = torch.rand(n, generator=g) < high_noise_frac
@@ -81,8 +107,8 @@ def measure(tok, det, cache, n_fit: int = 1024) -> dict:
     tok.eval(), det.eval()
     tr, te = cache["train"], cache["test"]
     n_fit = min(n_fit, len(tr["feats"]))
-    a = torch.cat([tok(tr["feats"][i:i + 256]) for i in range(0, n_fit, 256)])
-    b = torch.cat([tok(te["feats"][i:i + 256]) for i in range(0, len(te["feats"]), 256)])
+    a = torch.cat([tok(tr, torch.arange(i, min(n_fit, i + 256))) for i in range(0, n_fit, 256)])
+    b = torch.cat([tok(te, torch.arange(i, min(len(te["feats"]), i + 256))) for i in range(0, len(te["feats"]), 256)])
     labels = {k: tr[k][:n_fit] for k in ("shape", "colour", "motion")}
     acc = LinearProbes(a, labels).accuracy(b, {k: te[k] for k in labels})
     out = {f"tokens_{k}": v for k, v in acc.items()}
@@ -110,7 +136,7 @@ def decode_report(tok, det, cache, n: int = 64) -> dict:
     tok.eval(), det.eval()
     ds = MovingShapes("test", size=n, seed=0)
     batch = ds[list(range(n))]
-    tokens = tok(cache["test"]["feats"][:n])
+    tokens = tok(cache["test"], torch.arange(n))
     probe = load_probe(verbose=False)
     out = {}
     for name, tk in (("recon", tokens), ("swap", tokens.roll(1, 0))):
@@ -138,6 +164,7 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=4096)
     ap.add_argument("--out", default="build/levers")
     ap.add_argument("--tag", default=None)
+    ap.add_argument("--decode-only", action="store_true", help="re-measure a finished run's saved weights")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,18 +172,49 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     cpath = out / f"cache_{args.n_train}.pt"
     cache = torch.load(cpath, weights_only=True) if cpath.exists() else build_cache(cpath, args.n_train, 512)
-    tcfg, dcfg, _ = LEVERS[args.lever]
+    tcfg, dcfg, train_cfg = LEVERS[args.lever]
     torch.manual_seed(0)
-    tok = DivotTokenizer(dataclasses.replace(TokenizerConfig.mini(), **tcfg))
-    det = DivotDetokenizer(dataclasses.replace(DetokenizerConfig.mini(), **dcfg))
-    params = list(tok.parameters()) + list(det.image_proj_model.parameters()) + list(det.diffusion_model.parameters())
+    tokenizer = DivotTokenizer(dataclasses.replace(TokenizerConfig.mini(), **tcfg))
+    from divot_mini.vae import load_tiny_vae
+    dcfg = dict(dcfg)
+    base = DetokenizerConfig.mini()
+    dcfg["unet"] = dataclasses.replace(base.unet, **dcfg.get("unet", {}))
+    det = DivotDetokenizer(dataclasses.replace(base, **dcfg), vae=load_tiny_vae(verbose=False))
+    oracle = OracleTokens() if train_cfg.get("oracle") else None
+
+    class Tok(torch.nn.Module):  # tokens of clips idx of a cache part (features, or the oracle)
+        def __init__(self):
+            super().__init__()
+            self.tokenizer = tokenizer
+
+        def forward(self, part, idx, feats=None):
+            if oracle is not None:
+                return oracle(part, idx)
+            return self.tokenizer(part["feats"][idx] if feats is None else feats)
+
+    tok = Tok()
+    params = ([] if oracle is not None else list(tokenizer.parameters())) + list(det.image_proj_model.parameters()) + list(det.diffusion_model.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
-    record = {"lever": args.lever, "tag": args.tag or args.lever, "tokenizer": tcfg, "detokenizer": dcfg,
+    record = {"lever": args.lever, "tag": args.tag or args.lever, "tokenizer": tcfg,
+              "detokenizer": {**dcfg, "unet": LEVERS[args.lever][1].get("unet", {})},
               "recipe": {"steps": args.steps, "batch": args.batch, "lr": args.lr,
                          "high_noise_frac": args.high_noise_frac, "n_train": args.n_train},
               "threads": torch.get_num_threads(), "curve": []}
     path = out / f"{record['tag']}.json"
+    if args.decode_only:
+        saved = torch.load(out / f"{record['tag']}.pt", weights_only=True)
+        tokenizer.load_state_dict(saved["tokenizer"])
+        det.load_state_dict(saved["detokenizer"], strict=False)
+        record = json.loads(path.read_text())
+        record["final"] = decode_report(tok, det, cache)
+        print(json.dumps(record["final"]), flush=True)
+        path.write_text(json.dumps(record, indent=1))
+        return
+    def save(where: Path) -> None:  # the trained parts (the frozen VAE is its own checkpoint)
+        torch.save({"tokenizer": tokenizer.state_dict(), "detokenizer": {
+            k: v for k, v in det.state_dict().items() if not k.startswith("first_stage_model.")}}, where)
+
     g = torch.Generator().manual_seed(0)
     tr = cache["train"]
     t0, eval_s = time.perf_counter(), 0.0
@@ -168,6 +226,7 @@ def main() -> None:
             record["curve"].append({"step": step, "train_s": round(time.perf_counter() - t0 - eval_s, 1), **m})
             print(json.dumps(record["curve"][-1]), flush=True)
             path.write_text(json.dumps(record, indent=1))
+            save(out / f"{record['tag']}.pt")
         if step == args.steps:
             break
         idx = torch.randint(0, len(tr["feats"]), (args.batch,), generator=g)
@@ -177,7 +236,10 @@ def main() -> None:
         t = sample_t(args.batch, args.high_noise_frac, g)
         noise = torch.randn(z0.shape, generator=g)
         z_t, v = diffusion.v_target(det.scheduler, z0, noise, t)
-        loss = F.mse_loss(det(z_t, t, tok(feats)), v)
+        tokens = tok(tr, idx, feats)
+        if oracle is not None:
+            tokens = torch.where(drop[:, None, None], torch.zeros_like(tokens), tokens)
+        loss = F.mse_loss(det(z_t, t, tokens), v)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -187,8 +249,7 @@ def main() -> None:
     record["final"] = decode_report(tok, det, cache)
     print(json.dumps(record["final"]), flush=True)
     path.write_text(json.dumps(record, indent=1))
-    torch.save({"tokenizer": tok.state_dict(), "detokenizer": {k: v for k, v in det.state_dict().items()
-                if not k.startswith("first_stage_model.")}}, out / f"{record['tag']}.pt")
+    save(out / f"{record['tag']}.pt")
 
 
 if __name__ == "__main__":

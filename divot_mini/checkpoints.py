@@ -61,6 +61,13 @@ REGISTRY: dict[str, CheckpointSpec] = {}
 _RETRAINED: set[str] = set()
 
 
+def later_fields_omitted(config: dict, later: dict) -> dict:
+    """A configuration dict without the fields added after weights were first shipped (``later``:
+    field -> the value that means "as before") where they hold that value: such fields are written
+    only when set, so the configuration stored with earlier weights still matches the code's."""
+    return {k: v for k, v in config.items() if not (k in later and v == later[k])}
+
+
 def register(spec: CheckpointSpec) -> CheckpointSpec:
     REGISTRY[spec.name] = spec
     return spec

@@ -17,9 +17,9 @@ import torch.nn as nn
 from diffusers import AutoencoderKL
 
 from . import diffusion
+from .checkpoints import later_fields_omitted
 from .perceiver_resampler import PerceiverResampler
 from .unet import UNetConfig, VideoUNet
-from .tokenizer import later_fields_omitted
 from .vae import TINY_VAE_SCALE, VAE_CONFIGS
 
 

@@ -21,7 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoints import later_fields_omitted
 from .perceiver_resampler import PerceiverResampler
+from .position import sincos_3d
 from .temporal_encoder import TemporalEncoder
 
 
@@ -69,34 +71,8 @@ class TokenizerConfig:
         return later_fields_omitted(asdict(self), _LATER_FIELDS)
 
 
-# Fields added after weights were first shipped, with the value that means "as before": written only
-# when set, so the configuration stored with earlier weights still matches the code's.
+# Fields added after weights were first shipped, with the value that means "as before".
 _LATER_FIELDS = {"pos_init": "official", "resampler_key_pos": False}
-
-
-def later_fields_omitted(d: dict, later: dict) -> dict:
-    return {k: v for k, v in d.items() if not (k in later and v == later[k])}
-
-
-def sincos_position(frames: int, side: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A 3-D sin-cos code of (frame, y, x): spatial [side*side, dim] uses the first two thirds of the
-    channels (y, then x), temporal [frames, dim] the last third, so their sum codes all three. Entries
-    are sin/cos of amplitude 1, the scale of LayerNorm'd features."""
-    third = dim // 3
-
-    def code(n: int, width: int) -> torch.Tensor:  # [n, width]: DCT-like frequencies over n cells
-        k = torch.arange(1, width // 2 + 1, dtype=torch.float32)
-        ang = torch.pi * k[None] * (torch.arange(n, dtype=torch.float32)[:, None] + 0.5) / n
-        c = torch.cat([ang.sin(), ang.cos()], 1)
-        return torch.nn.functional.pad(c, (0, width - c.shape[1]))
-
-    y, x = code(side, third), code(side, third)
-    spatial = torch.zeros(side, side, dim)
-    spatial[..., :third] = y[:, None]
-    spatial[..., third:2 * third] = x[None]
-    temporal = torch.zeros(frames, dim)
-    temporal[:, 2 * third:] = code(frames, dim - 2 * third)
-    return spatial.reshape(side * side, dim), temporal
 
 
 class Attention(nn.Module):
@@ -158,7 +134,7 @@ class SpatialTemporalTransformer(nn.Module):
         self.pos_embed_spatial = nn.Parameter(d**-0.5 * torch.randn(s * s, d))
         self.pos_embed_temporal = nn.Parameter(d**-0.5 * torch.randn(cfg.num_frames, d))
         if cfg.pos_init == "sincos":
-            spatial, temporal = sincos_position(cfg.num_frames, s, d)
+            spatial, temporal = sincos_3d(cfg.num_frames, s, d)
             with torch.no_grad():
                 self.pos_embed_spatial.copy_(spatial), self.pos_embed_temporal.copy_(temporal)
         self.key_pos = cfg.resampler_key_pos

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoints import later_fields_omitted
 from .unet_attention import SpatialTransformer, TemporalTransformer
 
 
@@ -41,6 +42,7 @@ class UNetConfig:
     default_fs: int = 3
     coord_channels: bool = False   # mini only: append 2 coordinate maps (y, x in [-1, 1]) to the input
     frame_channel: bool = False    # mini only: append 1 map holding the frame's index (in [-1, 1])
+    query_pos: bool = False        # mini only: a sin-cos code of (frame, y, x) in the cross-attention queries
 
     @classmethod
     def full(cls) -> "UNetConfig":
@@ -55,7 +57,7 @@ class UNetConfig:
                    frame_channel=True)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return later_fields_omitted(asdict(self), {"query_pos": False})
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -159,7 +161,7 @@ class UNetStage(nn.ModuleList):
             if isinstance(layer, ResBlock):
                 x = layer(x, emb, frames)
             elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context)
+                x = layer(x, context, frames)
             elif isinstance(layer, TemporalTransformer):
                 bt, c, h, w = x.shape
                 x = layer(x.view(bt // frames, frames, c, h, w).transpose(1, 2))
@@ -184,7 +186,7 @@ class VideoUNet(nn.Module):
         def attention(ch: int) -> list[nn.Module]:
             heads = ch // cfg.num_head_channels
             return [SpatialTransformer(ch, heads, cfg.num_head_channels, cfg.context_dim, g,
-                                       text_context_len=cfg.text_context_len),
+                                       text_context_len=cfg.text_context_len, query_pos=cfg.query_pos),
                     TemporalTransformer(ch, heads, cfg.num_head_channels, g)]
 
         # Coordinate channels (mini only): at t = 999 the input is pure noise and a small UNet on an

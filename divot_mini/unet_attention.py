@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .position import sincos_3d
+
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v with heads split off the channel dim: [B, N, h*d] -> [B, N, h*d]."""
@@ -90,9 +92,11 @@ class BasicTransformerBlock(nn.Module):
                                     text_context_len=text_context_len)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                query_pos: torch.Tensor | None = None) -> torch.Tensor:
         x = self.attn1(self.norm1(x)) + x
-        x = self.attn2(self.norm2(x), context) + x
+        q_in = self.norm2(x) if query_pos is None else self.norm2(x) + query_pos  # queries only
+        x = self.attn2(q_in, context) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -100,9 +104,13 @@ class SpatialTransformer(nn.Module):
     """Attention over the pixels of each frame, cross-attending to the context. [(b t), c, h, w]."""
 
     def __init__(self, channels: int, heads: int, dim_head: int, context_dim: int,
-                 norm_groups: int = 32, image_cross_attention: bool = True, text_context_len: int = 77):
+                 norm_groups: int = 32, image_cross_attention: bool = True, text_context_len: int = 77,
+                 query_pos: bool = False):
         super().__init__()
         inner = heads * dim_head
+        # Mini only (official: False): a fixed code of (frame, y, x) joins the cross-attention's
+        # queries, so a pixel can ask the context about *its* place and time from the first step.
+        self.query_pos, self.inner = query_pos, inner
         self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner)
         self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(
@@ -110,11 +118,21 @@ class SpatialTransformer(nn.Module):
         self.proj_out = nn.Linear(inner, channels)
         nn.init.zeros_(self.proj_out.weight), nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def position_code(self, frames: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+        """[frames, h*w, inner]: the (frame, y, x) code added to the cross-attention queries."""
+        if h != w:
+            raise ValueError(f"query positions need square feature maps, got {h}x{w}")
+        spatial, temporal = sincos_3d(frames, h, self.inner)
+        return (spatial[None] + temporal[:, None]).to(like)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, frames: int = 1) -> torch.Tensor:
         b, c, h, w = x.shape
         y = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))
+        pos = None
+        if self.query_pos:  # images are laid out (clip, frame): the code repeats per clip
+            pos = self.position_code(frames, h, w, y).repeat(b // frames, 1, 1)
         for block in self.transformer_blocks:
-            y = block(y, context)
+            y = block(y, context, pos)
         y = self.proj_out(y).transpose(1, 2).reshape(b, c, h, w)
         return x + y
 

@@ -100,3 +100,31 @@ def test_bad_inputs(mini):
         mini(torch.randn(1, 4, 4, 7, 7), torch.tensor([1]), ctx)
     with pytest.raises(ValueError, match="context"):
         mini(torch.randn(1, 4, 4, 8, 8), torch.tensor([1]), torch.randn(1, 24, 32))
+
+
+def test_query_positions_are_off_as_official_and_reach_only_the_cross_attention_queries():
+    """``query_pos`` (mini design, off in full()): the same parameters; a pixel's cross-attention
+    query now depends on its place and frame, so the same feature at two places asks differently."""
+    import dataclasses
+
+    from divot_mini.unet_attention import SpatialTransformer
+
+    assert not UNetConfig.full().query_pos and "query_pos" not in UNetConfig.mini().to_dict()
+    cfg = dataclasses.replace(UNetConfig.mini(in_channels=4), query_pos=True)
+    assert cfg.to_dict()["query_pos"] is True
+    torch.manual_seed(0)
+    on = SpatialTransformer(32, 2, 16, 64, 8, text_context_len=16, query_pos=True)
+    off = SpatialTransformer(32, 2, 16, 64, 8, text_context_len=16)
+    off.load_state_dict(on.state_dict())  # no new parameters
+    torch.nn.init.normal_(on.proj_out.weight, std=0.1), off.proj_out.weight.data.copy_(on.proj_out.weight)
+    x = torch.randn(1, 32, 1, 1).expand(2, 32, 4, 4).contiguous()  # 2 frames, every pixel alike
+    ctx = torch.randn(2, 24, 64)
+    with torch.no_grad():
+        y_off, y_on = off(x, ctx, frames=2), on(x, ctx, frames=2)
+    flat = lambda y: y.flatten(2)  # noqa: E731
+    assert torch.allclose(flat(y_off)[..., :1].expand_as(flat(y_off)), flat(y_off), atol=1e-5)
+    assert not torch.allclose(flat(y_on)[..., :1].expand_as(flat(y_on)), flat(y_on), atol=1e-3)
+    code = on.position_code(2, 4, 4, x)
+    assert code.shape == (2, 16, 32) and not torch.allclose(code[0], code[1])  # frames differ too
+    with pytest.raises(ValueError, match="square"):
+        on(torch.randn(2, 32, 4, 2), ctx, frames=2)
