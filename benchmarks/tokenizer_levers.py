@@ -55,12 +55,18 @@ BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
 
 
 @torch.no_grad()
-def build_cache(path: Path, n_train: int, n_test: int) -> dict:
-    """Frozen features and latents of ``n_train`` training and ``n_test`` test clips (seed 0)."""
+def build_cache(path: Path, n_train: int, n_test: int, clip: str | None = None) -> dict:
+    """Frozen features and latents of ``n_train`` training and ``n_test`` test clips (seed 0); the
+    features of the shipped tiny CLIP, or of the ``CLIPModel`` state dict in the safetensors ``clip``."""
     from divot_mini.frozen_vit import load_frozen_vit
     from divot_mini.vae import load_tiny_vae
 
     vit = load_frozen_vit(verbose=False)
+    if clip:
+        from safetensors.torch import load_file
+        state = load_file(clip)
+        vit.vision.load_state_dict({k[len("vision_model."):]: v for k, v in state.items()
+                                    if k.startswith("vision_model.")})
     det = DivotDetokenizer(DetokenizerConfig.mini(), vae=load_tiny_vae(verbose=False))
     out = {}
     for split, n in (("train", n_train), ("test", n_test)):
@@ -164,14 +170,16 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=4096)
     ap.add_argument("--out", default="build/levers")
     ap.add_argument("--tag", default=None)
+    ap.add_argument("--clip", default=None, help="CLIPModel safetensors for the frozen ViT (default: shipped)")
     ap.add_argument("--decode-only", action="store_true", help="re-measure a finished run's saved weights")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cpath = out / f"cache_{args.n_train}.pt"
-    cache = torch.load(cpath, weights_only=True) if cpath.exists() else build_cache(cpath, args.n_train, 512)
+    cpath = out / f"cache_{args.n_train}{'_' + Path(args.clip).stem if args.clip else ''}.pt"
+    cache = (torch.load(cpath, weights_only=True) if cpath.exists()
+             else build_cache(cpath, args.n_train, 512, args.clip))
     tcfg, dcfg, train_cfg = LEVERS[args.lever]
     torch.manual_seed(0)
     tokenizer = DivotTokenizer(dataclasses.replace(TokenizerConfig.mini(), **tcfg))
@@ -200,7 +208,7 @@ def main() -> None:
               "detokenizer": {**dcfg, "unet": LEVERS[args.lever][1].get("unet", {})},
               "recipe": {"steps": args.steps, "batch": args.batch, "lr": args.lr,
                          "high_noise_frac": args.high_noise_frac, "n_train": args.n_train},
-              "threads": torch.get_num_threads(), "curve": []}
+              "clip": args.clip, "threads": torch.get_num_threads(), "curve": []}
     path = out / f"{record['tag']}.json"
     if args.decode_only:
         saved = torch.load(out / f"{record['tag']}.pt", weights_only=True)
