@@ -30,6 +30,7 @@ from divot_mini.data import MovingShapes, tokenizer_frames
 from divot_mini.detokenizer import DetokenizerConfig, DivotDetokenizer
 from divot_mini.linear_probe import LinearProbes, position_targets, ridge_r2
 from divot_mini.tokenizer import DivotTokenizer, TokenizerConfig
+from divot_mini.tokenizer_evaluation import placement
 
 # lever -> (tokenizer overrides, de-tokenizer overrides, training overrides)
 LEVERS = {
@@ -108,6 +109,11 @@ def sample_t(n: int, high_noise_frac: float, g: torch.Generator) -> torch.Tensor
     return torch.where(high, torch.randint(900, diffusion.NUM_TRAIN_TIMESTEPS, (n,), generator=g), t)
 
 
+def background(cache: dict) -> torch.Tensor:
+    """The background latent [C] (the median over training latents): what no object looks like."""
+    return cache["train"]["latents"][:512].flatten(2).median(2).values.median(0).values
+
+
 @torch.no_grad()
 def measure(tok, det, cache, n_fit: int = 1024) -> dict:
     tok.eval(), det.eval()
@@ -130,6 +136,11 @@ def measure(tok, det, cache, n_fit: int = 1024) -> dict:
         own = F.mse_loss(det(z_t, t, tk), v).item()
         swp = F.mse_loss(det(z_t, t, tk.roll(1, 0)), v).item()
         out[f"loss_own_t{lo}"], out[f"loss_swap_t{lo}"] = own, swp
+    # where the de-tokenizer draws from the tokens alone (t = 999: pure noise in)
+    t = torch.full((64,), diffusion.NUM_TRAIN_TIMESTEPS - 1)
+    z_t, _ = diffusion.v_target(det.scheduler, z0, noise, t)
+    x0 = diffusion.v_to_x0(det.scheduler, det(z_t, t, tk), z_t, t)
+    out.update({f"t999_{k}": v for k, v in placement(x0, z0, background(cache)).items()})
     tok.train(), det.train()
     return {k: round(float(v), 4) for k, v in out.items()}
 
@@ -215,7 +226,8 @@ def main() -> None:
         tokenizer.load_state_dict(saved["tokenizer"])
         det.load_state_dict(saved["detokenizer"], strict=False)
         record = json.loads(path.read_text())
-        record["final"] = decode_report(tok, det, cache)
+        record["final"] = {**decode_report(tok, det, cache),
+                           **{k: v for k, v in measure(tok, det, cache).items() if k.startswith("t999_")}}
         print(json.dumps(record["final"]), flush=True)
         path.write_text(json.dumps(record, indent=1))
         return

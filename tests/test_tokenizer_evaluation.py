@@ -78,3 +78,22 @@ def test_tokenizer_stages_end_in_the_tokens():
     torch.testing.assert_close(stages["tokens"], want.flatten(1))
     assert stages["vit"].shape == (5, 5 * vit.grid**2 * vit.width)
     assert stages["pooled"].shape == stages["spatial_temporal"].shape == (5, 5 * 16 * 64)
+
+
+def test_placement_reads_where_a_latent_blob_is_and_which_way_it_moves():
+    from divot_mini.tokenizer_evaluation import latent_centroids, placement
+
+    bg = torch.tensor([0.5, -0.2, 0.1, 0.0])
+    z = bg.view(1, 4, 1, 1, 1).repeat(2, 1, 3, 8, 8)
+    for f, x in enumerate((1, 3, 5)):  # clip 0 moves right along row 2; clip 1 down column 6
+        z[0, :, f, 2, x] += 2.0
+        z[1, :, f, x, 6] += 2.0
+    c = latent_centroids(z, bg)
+    torch.testing.assert_close(c[0, :, 0], torch.tensor([6.0, 14.0, 22.0]))  # cell centres x 4 px
+    torch.testing.assert_close(c[1, :, 1], torch.tensor([6.0, 14.0, 22.0]))
+    perfect = placement(z, z, bg)
+    assert perfect["centroid_error_px"] < 1e-4 and perfect["direction_right"] == 1.0
+    static = z.clone()
+    static[0] = z[0, :, 1:2].expand_as(z[0])  # clip 0 drawn still, in the middle frame's place
+    report = placement(static, z, bg)
+    assert report["centroid_error_px"] > 2 and report["travel_px"] < report["true_travel_px"]
