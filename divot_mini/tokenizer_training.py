@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoints, diffusion
-from .data import tokenizer_frames
+from .data import MovingShapes, tokenizer_frames
 from .detokenizer import DetokenizerConfig, DivotDetokenizer
 from .frozen_vit import FrozenViT
 from .tokenizer import DivotTokenizer, TokenizerConfig
@@ -29,7 +29,8 @@ from .tokenizer import DivotTokenizer, TokenizerConfig
 class DivotTokenizerTraining(L.LightningModule):
     def __init__(self, vit: FrozenViT, tokenizer: DivotTokenizer, detokenizer: DivotDetokenizer,
                  lr: float = 1e-3, cond_drop: float = 0.1, high_noise_frac: float = 0.3,
-                 total_steps: int = 1000, weight_decay: float = 0.0, lr_schedule: str = "onecycle"):
+                 total_steps: int = 1000, weight_decay: float = 0.0, lr_schedule: str = "onecycle",
+                 latent_pool: int = 0, data_seed: int = 0):
         super().__init__()
         if lr_schedule not in ("onecycle", "constant"):
             raise ValueError(f"lr_schedule must be 'onecycle' or 'constant', got {lr_schedule!r}")
@@ -37,6 +38,9 @@ class DivotTokenizerTraining(L.LightningModule):
         self.vit, self.tokenizer, self.detokenizer = vit, tokenizer, detokenizer
         self.lr, self.cond_drop, self.high_noise_frac = lr, cond_drop, high_noise_frac
         self.total_steps, self.weight_decay = total_steps, weight_decay
+        # latent_pool > 0: training draws from the first latent_pool training clips, whose latents
+        # the frozen VAE gives once (computed at fit start) instead of at every step
+        self.latent_pool, self.data_seed, self.pool_latents = latent_pool, data_seed, None
 
     # -- the pieces a notebook calls -----------------------------------------------------------
     def tokens(self, video: torch.Tensor) -> torch.Tensor:
@@ -60,9 +64,11 @@ class DivotTokenizerTraining(L.LightningModule):
                                        generator=generator, **kw)
 
     # -- training ------------------------------------------------------------------------------
-    def denoising_loss(self, video: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def denoising_loss(self, video: torch.Tensor, tokens: torch.Tensor | None = None,
+                       z0: torch.Tensor | None = None) -> torch.Tensor:
         """v-prediction loss of the UNet on ``video`` given its tokens (computed here from the 5
-        sampled frames, or given: ``benchmarks/tokenizer_scale.py`` passes oracle tokens)."""
+        sampled frames, or given: ``benchmarks/tokenizer_scale.py`` passes oracle tokens) and its
+        latents (encoded here, or given: the latent pool)."""
         B = video.shape[0]
         drop = torch.rand(B, device=video.device) < self.cond_drop
         if tokens is None:
@@ -71,7 +77,8 @@ class DivotTokenizerTraining(L.LightningModule):
             tokens = self.tokenizer(self.vit(frames))
         else:
             tokens = torch.where(drop[:, None, None], torch.zeros_like(tokens), tokens)
-        z0 = self.detokenizer.encode(video)
+        if z0 is None:
+            z0 = self.detokenizer.encode(video)
         noise = torch.randn_like(z0)
         t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (B,), device=video.device)
         if self.high_noise_frac > 0:  # optional bias towards the noise levels where tokens matter most
@@ -80,8 +87,22 @@ class DivotTokenizerTraining(L.LightningModule):
         z_t, v = diffusion.v_target(self.detokenizer.scheduler, z0, noise, t)
         return F.mse_loss(self.detokenizer(z_t, t, tokens), v)
 
+    @torch.no_grad()
+    def on_fit_start(self):
+        if self.latent_pool and self.pool_latents is None:
+            ds = MovingShapes("train", size=self.latent_pool, seed=self.data_seed)
+            self.pool_latents = torch.cat([
+                self.detokenizer.encode(ds[list(range(i, min(self.latent_pool, i + 128)))]["video"].to(self.device))
+                for i in range(0, self.latent_pool, 128)])
+
     def training_step(self, batch, _):
-        loss = self.denoising_loss(batch["video"])
+        z0 = None
+        if self.pool_latents is not None:
+            if int(batch["index"].max()) >= len(self.pool_latents):
+                raise ValueError(f"clip {int(batch['index'].max())} is outside the latent pool of "
+                                 f"{len(self.pool_latents)} clips: train on a split of that size")
+            z0 = self.pool_latents[batch["index"].to(self.pool_latents.device)]
+        loss = self.denoising_loss(batch["video"], z0=z0)
         self.log("loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["video"]))
         return loss
 
@@ -127,10 +148,13 @@ TOKENIZER_CLIP = 1.0
 def fit_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
              batch_size: int = TOKENIZER_BATCH, progress: bool = True, *, lr: float = TOKENIZER_LR,
              lr_schedule: str = "onecycle", high_noise_frac: float = 0.3,
-             clip: float | None = TOKENIZER_CLIP, accelerator: str = "cpu") -> DivotTokenizerTraining:
+             clip: float | None = TOKENIZER_CLIP, accelerator: str = "cpu", latent_pool: int = 0,
+             resume_dir=None) -> DivotTokenizerTraining:
     """Joint self-supervised training (frozen tiny-CLIP ViT, frozen tiny VAE) of ``pair`` with the
     shipped recipe (keywords override it, e.g. for ``benchmarks/tokenizer_sweep.py``). Returns the
-    training module in eval mode, on the accelerator it trained on."""
+    training module in eval mode, on the accelerator it trained on. ``latent_pool``: train on that
+    many clips with their latents computed once; ``resume_dir``: checkpoints there, continued after
+    an interruption."""
     from .fit import fit_on_moving_shapes
     from .frozen_vit import load_frozen_vit
     from .vae import load_tiny_vae
@@ -138,11 +162,16 @@ def fit_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
     vit = load_frozen_vit(verbose=progress)
     pair.detokenizer.first_stage_model.load_state_dict(load_tiny_vae(verbose=progress).state_dict())
     module = DivotTokenizerTraining(vit, pair.tokenizer, pair.detokenizer, lr=lr, total_steps=steps,
-                                    high_noise_frac=high_noise_frac, lr_schedule=lr_schedule)
+                                    high_noise_frac=high_noise_frac, lr_schedule=lr_schedule,
+                                    latent_pool=latent_pool, data_seed=seed)
+    recipe = {"steps": steps, "batch_size": batch_size, "seed": seed, "lr": lr, "lr_schedule": lr_schedule,
+              "high_noise_frac": high_noise_frac, "clip": clip, "latent_pool": latent_pool,
+              "tokenizer": pair.tokenizer.cfg.to_dict(), "detokenizer": pair.detokenizer.cfg.to_dict()}
     # Gradient clipping at norm 1, as the official training. Measured without it: the tokens'
     # spread across clips collapsed to 0.01 and decoding ignored the tokens (benchmarks/RESULTS.md).
     fit_on_moving_shapes(module, pair, steps, batch_size, seed, vit.image_size, progress,
-                         gradient_clip_val=clip, accelerator=accelerator)
+                         gradient_clip_val=clip, accelerator=accelerator,
+                         train_size=latent_pool or None, resume_dir=resume_dir, recipe=recipe)
     if accelerator == "gpu":  # Lightning hands the model back on the CPU
         module.cuda()
     return module.eval()

@@ -70,3 +70,28 @@ def test_interrupted_run_resumes(tmp_path):
     assert first["steps"] == 2 and (tmp_path / "last.ckpt").exists()
     second = _run(tmp_path, "--steps", "4", "--resume", str(tmp_path / "last.ckpt"))
     assert second["steps"] == 4
+
+
+def test_latent_pool_gives_the_latents_the_vae_would_and_an_interrupted_run_resumes(tmp_path):
+    """The latent pool: clips' latents computed once equal what the frozen VAE gives at each step
+    (posterior mean); a run with a resume folder leaves a checkpoint, a second call of the same
+    recipe continues from it (here: nothing left to do, so the weights are unchanged), and a run of
+    another recipe refuses the folder instead of overwriting it."""
+    import pytest
+
+    from divot_mini import fit
+    from divot_mini.data import MovingShapes
+    from divot_mini.tokenizer_training import DivotPair, fit_pair
+
+    torch.manual_seed(0)
+    pair = DivotPair()
+    module = fit_pair(pair, steps=3, batch_size=2, progress=False, latent_pool=6,
+                      resume_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "last.ckpt").exists()
+    video = MovingShapes("train", size=6, seed=0)[[1, 4]]["video"]
+    torch.testing.assert_close(module.pool_latents[[1, 4]], module.detokenizer.encode(video))
+    before = {k: v.clone() for k, v in pair.state_dict().items()}
+    fit_pair(pair, steps=3, batch_size=2, progress=False, latent_pool=6, resume_dir=tmp_path / "run")
+    assert all(torch.equal(before[k], v) for k, v in pair.state_dict().items())
+    with pytest.raises(ValueError, match="another recipe"):
+        fit.prepare_resume(tmp_path / "run", {"steps": 5})
