@@ -178,3 +178,23 @@ def placement(x0_hat: torch.Tensor, z0: torch.Tensor, background: torch.Tensor) 
     return {"centroid_error_px": (c - true).norm(dim=-1).mean().item(),
             "direction_right": (F.cosine_similarity(d_hat, d_true, dim=-1) > 0.7).float().mean().item(),
             "travel_px": d_hat.norm(dim=-1).mean().item(), "true_travel_px": d_true.norm(dim=-1).mean().item()}
+
+
+@torch.no_grad()
+def noisy_input_placement(z0: torch.Tensor, scheduler, timesteps, background: torch.Tensor,
+                          seed: int = 0) -> dict[int, float]:
+    """How much of *where* the noisy input x_t itself gives away: the centroid error (px) of the
+    object read straight off x_t = sqrt(abar) z0 + sqrt(1 - abar) noise (the same reading as
+    :func:`placement`), per timestep. Where it is small the UNet can find the object without asking
+    the tokens; where it reaches the error of guessing the mean place, only the tokens can say."""
+    from .diffusion import v_target
+
+    true = latent_centroids(z0, background)
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
+    out = {}
+    for t in timesteps:
+        a = scheduler.alphas_cumprod[int(t)]
+        z_t, _ = v_target(scheduler, z0, noise, torch.full((len(z0),), int(t)))
+        c = latent_centroids(z_t, a.sqrt() * background)
+        out[int(t)] = (c - true).norm(dim=-1).mean().item()
+    return out

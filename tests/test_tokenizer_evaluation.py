@@ -97,3 +97,20 @@ def test_placement_reads_where_a_latent_blob_is_and_which_way_it_moves():
     static[0] = z[0, :, 1:2].expand_as(z[0])  # clip 0 drawn still, in the middle frame's place
     report = placement(static, z, bg)
     assert report["centroid_error_px"] > 2 and report["travel_px"] < report["true_travel_px"]
+
+
+def test_noisy_input_gives_position_away_at_low_noise_only():
+    from divot_mini import diffusion
+    from divot_mini.tokenizer_evaluation import noisy_input_placement
+
+    torch.manual_seed(0)
+    bg = torch.zeros(4)
+    z = torch.zeros(32, 4, 4, 8, 8)
+    where = torch.randint(0, 8, (32, 2))
+    for i, (y, x) in enumerate(where.tolist()):
+        z[i, :, :, y, x] = 3.0  # a one-cell object, still, somewhere
+    err = noisy_input_placement(z, diffusion.make_scheduler(), [0, 999], bg)
+    shifted = noisy_input_placement(z, diffusion.make_scheduler(shift=3.0), [300], bg)
+    official = noisy_input_placement(z, diffusion.make_scheduler(), [300], bg)
+    assert err[0] < 0.5 and err[999] > 4  # clean: found; pure noise: nothing to find
+    assert shifted[300] > official[300]  # the shifted schedule hides it earlier
