@@ -50,6 +50,9 @@ LEVERS = {
     "oracle_shift3_qpos": ({}, {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"oracle": True}),
     "shift3_sincos_keypos_qpos": ({"pos_init": "sincos", "resampler_key_pos": True},
                                   {"noise_shift": 3.0, "unet": {"query_pos": True}}, {}),
+    # + the position code added once more to the resampler's input, so its values carry where too
+    "shift3_sincos_keypos_qpos_vpos": ({"pos_init": "sincos", "resampler_key_pos": True},
+                                       {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"resampler_pos": 1.0}),
     "shift3_keypos": ({"resampler_key_pos": True}, {"noise_shift": 3.0}, {}),
 }
 BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
@@ -200,6 +203,7 @@ def main() -> None:
     dcfg["unet"] = dataclasses.replace(base.unet, **dcfg.get("unet", {}))
     det = DivotDetokenizer(dataclasses.replace(base, **dcfg), vae=load_tiny_vae(verbose=False))
     oracle = OracleTokens() if train_cfg.get("oracle") else None
+    tokenizer.image_proj_model.resampler_pos_scale = train_cfg.get("resampler_pos", 0.0)
 
     class Tok(torch.nn.Module):  # tokens of clips idx of a cache part (features, or the oracle)
         def __init__(self):
