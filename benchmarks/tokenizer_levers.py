@@ -3,7 +3,7 @@
 
 The frozen parts (tiny-CLIP features of the 5 tokenizer frames, tiny-VAE latents of all 16 frames) are
 computed once for a pool of training clips and cached, so a step costs only the tokenizer and the UNet
-(~1.4 s at batch 32 on 2 cores, vs ~5 s through the ViT and the VAE). Every ``--every`` steps the
+(step times: benchmarks/RESULTS.md). Every ``--every`` steps the
 tokens of held-out clips are probed -- shape, colour, motion (linear probes) and *where* the object is
 (ridge R^2) -- and the denoising loss with each clip's own tokens is compared with another clip's
 tokens per noise level: the de-tokenizer uses the tokens where own < swapped. At the end a few test

@@ -51,8 +51,9 @@ def make_scheduler(spacing: str = "official", shift: float = 1.0) -> DDIMSchedul
     zero-terminal-SNR schedules (Lin et al., 2024). The course uses it for few-step decoding.
 
     ``shift`` > 1 moves the whole schedule -- training and sampling alike -- toward high noise
-    (:func:`shifted_alphas_cumprod`; 1 = official). The mini de-tokenizer uses it: on its small latents
-    the noisy input itself shows where the object is at most noise levels (notebook 03).
+    (:func:`shifted_alphas_cumprod`; 1 = official). An option of the mini configuration: on its small
+    latents the noisy input itself shows where the object is at most noise levels, so the tokens are
+    rarely needed for it (``tokenizer_evaluation.noisy_input_placement`` measures this).
     """
     if spacing not in ("official", "trailing"):
         raise ValueError(f"spacing must be 'official' or 'trailing', got {spacing!r}")

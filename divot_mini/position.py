@@ -2,9 +2,9 @@
 
 The official tokenizer adds small learned position embeddings once, and its Perceiver resampler and
 the UNet's cross-attention have no position at all. At mini scale the diffusion loss then never
-teaches the tokens where the object is (notebook 03). The course's mini configuration gives the
-tokenizer's spatial-temporal slots and the UNet's cross-attention queries one code of the same kind
-(these functions), large enough to matter next to LayerNorm'd features.
+teaches the tokens where the object is. Options of the mini configuration give the tokenizer's
+spatial-temporal slots (and its resampler's keys) and the UNet's cross-attention queries a code of
+the same kind (these functions), large enough to matter next to LayerNorm'd features.
 """
 from __future__ import annotations
 

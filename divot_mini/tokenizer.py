@@ -44,7 +44,7 @@ class TokenizerConfig:
     resampler_dim_head: int = 64
     num_tokens: int = 64
     token_dim: int = 256
-    # Mini-only design choices (the official model: "official", False). See notebook 03.
+    # Mini-only design options (the official model: "official", False; see position.py).
     pos_init: str = "official"      # "official": learned embeddings, init std dim^-1/2 (~3% of the
                                     # LayerNorm'd features); "sincos": learned, initialised to a
                                     # 3-D sin-cos pattern over (frame, y, x) as large as the features
