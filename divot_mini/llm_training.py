@@ -412,9 +412,9 @@ LLM_LR = 1e-3
 LLM_TRAIN_CLIPS = 4096
 LLM_CAPTION_FRAC, LLM_PARTIAL_FRAC = 0.5, 0.2
 # The GMM sampler: "token" (official: one component per token) or "clip" (one per clip). Measured on the
-# shipped model (benchmarks/RESULTS.md, session 7): "clip" lifts colour-free diversity 0.30 -> 0.69 but
-# costs prompt following (written colour 1.00 -> 0.95), because per clip the weights' errors are no
-# longer outvoted by the other tokens. The course keeps the official one; notebook 05 shows both.
+# shipped model (benchmarks/RESULTS.md): "clip" lifts colour-free diversity but costs prompt following,
+# because per clip the weights' errors are no longer outvoted by the other tokens. The course keeps the
+# official one; notebook 05 shows both.
 LLM_SAMPLE_COMPONENT = "token"
 
 

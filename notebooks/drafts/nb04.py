@@ -444,7 +444,7 @@ for k in data.ATTRIBUTES:  # the LLM reads at least what a linear probe reads
 """)
 
 md(r"""
-### The issue's bars
+### The course's quality bars
 
 Comprehension is meant to reach: captions with all attributes right and QA $\geq 98\%$ on test clips,
 $\geq 90\%$ on held-out combinations. They are only reachable if the tokens carry all three attributes, so

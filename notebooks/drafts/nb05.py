@@ -314,7 +314,7 @@ What the committed run (400 steps per head, 2 CPU cores) says, against the paper
   makes the LLM's states read the prompt from the first step, and the mixture then uses them. This is the
   recipe of the shipped Divot-LLM (section 3).
 
-**Bars of the course (issue 4):** text-to-video probe accuracy $\ge 0.90$ per attribute — met for colour
+**Bars of the course:** text-to-video probe accuracy $\ge 0.90$ per attribute — met for colour
 by `mse`, `gmm_k1` and `gmm_mse` (tokens and decoded video), missed for shape and motion by every head,
 because the tokens themselves carry no more (ceiling 0.77 / 1.00 / 0.33 for shape / colour / motion);
 colour-free entropy of GMM $k=16$ $\ge 0.8$ — missed with the official sampler (0.68; `gmm_mse` 0.61), met

@@ -213,7 +213,7 @@ clip by the token probes, 0.96 by the video probe) and its shape as far as the t
 and the same object in all three clips in 56% of the test stories — but the tokens carry no motion at
 all (chapter 03), so no clip can show its sentence's motion.
 
-**Bar (issue 4): ≥ 80% of 3-clip stories consistent — missed: 0 of 32 on test and on held-out.** A
+**Bar of the course: ≥ 80% of 3-clip stories consistent — missed: 0 of 32 on test and on held-out.** A
 consistent story needs every clip's motion right as well, and with motion at chance (a quarter per clip)
 and the text's motions not yet constrained, the expected share is below 2%. The way up is the tokenizer
 (chapter 03: motion is averaged away in its Perceiver resampler) and longer instruction tuning.
