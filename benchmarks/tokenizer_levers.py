@@ -106,12 +106,6 @@ class OracleTokens(torch.nn.Module):
         return (tok + torch.einsum("bk,knd->bnd", pos, self.cont)) / 7**0.5
 
 
-def sample_t(n: int, high_noise_frac: float, g: torch.Generator) -> torch.Tensor:
-    t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (n,), generator=g)
-    high = torch.rand(n, generator=g) < high_noise_frac
-    return torch.where(high, torch.randint(900, diffusion.NUM_TRAIN_TIMESTEPS, (n,), generator=g), t)
-
-
 def background(cache: dict) -> torch.Tensor:
     """The background latent [C] (the median over training latents): what no object looks like."""
     return cache["train"]["latents"][:512].flatten(2).median(2).values.median(0).values
@@ -257,7 +251,7 @@ def main() -> None:
         feats, z0 = tr["feats"][idx], tr["latents"][idx]
         drop = torch.rand(args.batch, generator=g) < 0.1
         feats = torch.where(drop[:, None, None, None], cache["zero_feats"], feats)
-        t = sample_t(args.batch, args.high_noise_frac, g)
+        t = diffusion.sample_timesteps(args.batch, args.high_noise_frac, g)
         noise = torch.randn(z0.shape, generator=g)
         z_t, v = diffusion.v_target(det.scheduler, z0, noise, t)
         tokens = tok(tr, idx, feats)

@@ -69,6 +69,18 @@ def make_scheduler(spacing: str = "official", shift: float = 1.0) -> DDIMSchedul
     return DDIMScheduler(trained_betas=betas.numpy(), **kw)
 
 
+def sample_timesteps(n: int, high_noise_frac: float = 0.0, generator: torch.Generator | None = None,
+                     device=None) -> torch.Tensor:
+    """Training timesteps [n]: uniform over 0..999, a ``high_noise_frac`` share of them drawn from
+    900..999 instead (the noise levels where only the tokens can tell the UNet about the clip)."""
+    t = torch.randint(0, NUM_TRAIN_TIMESTEPS, (n,), generator=generator, device=device)
+    if high_noise_frac > 0:
+        high = torch.rand(n, generator=generator, device=device) < high_noise_frac
+        t = torch.where(high, torch.randint(900, NUM_TRAIN_TIMESTEPS, (n,), generator=generator,
+                                            device=device), t)
+    return t
+
+
 def _abar(scheduler: DDIMScheduler, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     a = scheduler.alphas_cumprod.to(like.device)[t.long()].to(like.dtype)
     return a.view(-1, *([1] * (like.ndim - 1)))

@@ -162,9 +162,10 @@ class SpatialTemporalTransformer(nn.Module):
     def resample(self, x: torch.Tensor) -> torch.Tensor:
         """LayerNorm + Perceiver resampler: the mixed features [B, F*S*S, D] -> tokens [B, N, d]."""
         x = self.norm(x)
+        pos = self.position_embedding() if self.resampler_pos_scale or self.key_pos else None
         if self.resampler_pos_scale:
-            x = x + self.resampler_pos_scale * self.position_embedding()
-        return self.down_sampler(x, key_pos=self.position_embedding() if self.key_pos else None)
+            x = x + self.resampler_pos_scale * pos
+        return self.down_sampler(x, key_pos=pos if self.key_pos else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.resample(self.mix(x))

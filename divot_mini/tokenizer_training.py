@@ -80,10 +80,7 @@ class DivotTokenizerTraining(L.LightningModule):
         if z0 is None:
             z0 = self.detokenizer.encode(video)
         noise = torch.randn_like(z0)
-        t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (B,), device=video.device)
-        if self.high_noise_frac > 0:  # optional bias towards the noise levels where tokens matter most
-            high = torch.rand(B, device=video.device) < self.high_noise_frac
-            t = torch.where(high, torch.randint_like(t, 900, diffusion.NUM_TRAIN_TIMESTEPS), t)
+        t = diffusion.sample_timesteps(B, self.high_noise_frac, device=video.device)
         z_t, v = diffusion.v_target(self.detokenizer.scheduler, z0, noise, t)
         return F.mse_loss(self.detokenizer(z_t, t, tokens), v)
 
@@ -165,7 +162,7 @@ def fit_pair(pair: DivotPair, seed: int = 0, steps: int = TOKENIZER_STEPS,
                                     high_noise_frac=high_noise_frac, lr_schedule=lr_schedule,
                                     latent_pool=latent_pool, data_seed=seed)
     recipe = {"steps": steps, "batch_size": batch_size, "seed": seed, "lr": lr, "lr_schedule": lr_schedule,
-              "high_noise_frac": high_noise_frac, "clip": clip, "latent_pool": latent_pool,
+              "high_noise_frac": high_noise_frac, "gradient_clip": clip, "latent_pool": latent_pool,
               "tokenizer": pair.tokenizer.cfg.to_dict(), "detokenizer": pair.detokenizer.cfg.to_dict()}
     # Gradient clipping at norm 1, as the official training. Measured without it: the tokens'
     # spread across clips collapsed to 0.01 and decoding ignored the tokens (benchmarks/RESULTS.md).

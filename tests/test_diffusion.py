@@ -116,3 +116,12 @@ def test_detokenizer_samples_and_trains_with_its_own_shifted_schedule():
     assert cfg.to_dict()["noise_shift"] == 3.0
     det = DivotDetokenizer(cfg)
     torch.testing.assert_close(det.scheduler.alphas_cumprod, D.make_scheduler(shift=3.0).alphas_cumprod)
+
+
+def test_training_timesteps_cover_0_999_with_the_asked_share_of_high_noise():
+    g = torch.Generator().manual_seed(0)
+    uniform = D.sample_timesteps(20_000, 0.0, g)
+    biased = D.sample_timesteps(20_000, 0.3, g)
+    assert uniform.min() >= 0 and uniform.max() <= 999 and biased.max() <= 999
+    assert abs((uniform >= 900).float().mean().item() - 0.10) < 0.01
+    assert abs((biased >= 900).float().mean().item() - (0.3 + 0.7 * 0.10)) < 0.015
