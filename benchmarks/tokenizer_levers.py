@@ -54,6 +54,16 @@ LEVERS = {
     "shift3_sincos_keypos_qpos_vpos": ({"pos_init": "sincos", "resampler_key_pos": True},
                                        {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"resampler_pos": 1.0}),
     "shift3_keypos": ({"resampler_key_pos": True}, {"noise_shift": 3.0}, {}),
+    # each resampler query tied to one region of the clip (position.locality_bias)
+    "local": ({"resampler_local": 0.5}, {}, {}),
+    "shift3_local": ({"resampler_local": 0.5}, {"noise_shift": 3.0}, {}),
+    "shift3_local_qpos": ({"pos_init": "sincos", "resampler_local": 0.5},
+                          {"noise_shift": 3.0, "unet": {"query_pos": True}}, {}),
+    # the temporal encoder's output starts random instead of at zero (TokenizerConfig.temporal_init)
+    "rinit": ({"temporal_init": "random"}, {}, {}),
+    "rinit_local": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5}, {}, {}),
+    "shift3_local_qpos_rinit": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                                {"noise_shift": 3.0, "unet": {"query_pos": True}}, {}),
 }
 BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
 

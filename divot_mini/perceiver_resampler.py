@@ -31,7 +31,7 @@ class PerceiverAttention(nn.Module):
         return x.view(b, n, self.heads, self.dim_head).transpose(1, 2)  # [b, heads, n, dim_head]
 
     def forward(self, x: torch.Tensor, latents: torch.Tensor,
-                key_pos: torch.Tensor | None = None) -> torch.Tensor:
+                key_pos: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
         x, latents = self.norm1(x), self.norm2(latents)
         q = self._heads(self.to_q(latents))
         k, v = self.to_kv(torch.cat([x, latents], dim=1)).chunk(2, dim=-1)
@@ -46,6 +46,8 @@ class PerceiverAttention(nn.Module):
         # smaller intermediate values in fp16 -- and the official weights expect exactly this.
         scale = 1 / math.sqrt(math.sqrt(self.dim_head))
         w = (q * scale) @ (k * scale).transpose(-2, -1)
+        if bias is not None:  # [Q, N] on the inputs' columns; the latents' own columns get none
+            w = w + F.pad(bias.to(w.dtype), (0, latents.shape[1]))
         w = torch.softmax(w.float(), dim=-1).to(w.dtype)
         out = (w @ v).transpose(1, 2).reshape(latents.shape[0], latents.shape[1], -1)
         return self.to_out(out)
@@ -71,15 +73,20 @@ class PerceiverResampler(nn.Module):
             nn.ModuleList([PerceiverAttention(dim, dim_head, heads), feed_forward(dim, ff_mult)])
             for _ in range(depth))
 
-    def forward(self, x: torch.Tensor, key_pos: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_pos: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         """``key_pos`` [N, dim]: optional positions of the N inputs, added to their keys in every
-        layer (see :class:`PerceiverAttention`)."""
+        layer (see :class:`PerceiverAttention`). ``bias`` [num_queries, N]: optional fixed attention
+        logits added in every layer (a query's preference for some inputs; not in the official model)."""
         latents = self.latents.expand(x.shape[0], -1, -1)
         x = self.proj_in(x)
         if key_pos is not None and tuple(key_pos.shape) != (x.shape[1], x.shape[2]):
             raise ValueError(f"key_pos must be [{x.shape[1]}, {x.shape[2]}] (one per input), "
                              f"got {tuple(key_pos.shape)}")
+        if bias is not None and tuple(bias.shape) != (latents.shape[1], x.shape[1]):
+            raise ValueError(f"bias must be [{latents.shape[1]}, {x.shape[1]}] (queries x inputs), "
+                             f"got {tuple(bias.shape)}")
         for attn, ff in self.layers:
-            latents = attn(x, latents, key_pos) + latents
+            latents = attn(x, latents, key_pos, bias) + latents
             latents = ff(latents) + latents
         return self.norm_out(self.proj_out(latents))

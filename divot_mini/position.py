@@ -29,3 +29,24 @@ def sincos_3d(frames: int, side: int, dim: int) -> tuple[torch.Tensor, torch.Ten
     temporal = torch.zeros(frames, dim)
     temporal[:, 2 * third:] = sincos_1d(frames, dim - 2 * third)
     return spatial.reshape(side * side, dim), temporal
+
+
+def locality_bias(num_queries: int, frames: int, side: int, sigma: float) -> torch.Tensor:
+    """[num_queries, frames*side*side]: attention logits that tie each resampler query to one place.
+
+    The queries sit on a g x g grid (g^2 = num_queries) spread over the side x side grid of pooled
+    slots; query q prefers the slots near its anchor, in every frame: logit -d^2 / (2 sigma^2), d in
+    slot widths. So token q describes its region of the clip over time, and *where* something is
+    becomes *which* tokens describe it -- there from the first step, not left for training to find.
+    """
+    g = round(num_queries ** 0.5)
+    if g * g != num_queries:
+        raise ValueError(f"a locality bias needs a square number of queries, got {num_queries}")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0 slot widths, got {sigma}")
+    anchor = (torch.arange(g, dtype=torch.float32) + 0.5) * side / g - 0.5  # slot coordinates
+    cell = torch.arange(side, dtype=torch.float32)
+    dy = (anchor[:, None, None, None] - cell[None, None, :, None]) ** 2  # [g, 1, side, 1]
+    dx = (anchor[None, :, None, None] - cell[None, None, None, :]) ** 2  # [1, g, 1, side]
+    logits = -(dy + dx) / (2 * sigma**2)                                   # [g, g, side, side]
+    return logits.reshape(num_queries, 1, side * side).expand(-1, frames, -1).reshape(num_queries, -1)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .checkpoints import later_fields_omitted
 from .perceiver_resampler import PerceiverResampler
-from .position import sincos_3d
+from .position import locality_bias, sincos_3d
 from .temporal_encoder import TemporalEncoder
 
 
@@ -49,10 +49,18 @@ class TokenizerConfig:
                                     # LayerNorm'd features); "sincos": learned, initialised to a
                                     # 3-D sin-cos pattern over (frame, y, x) as large as the features
     resampler_key_pos: bool = False  # add those position embeddings to the resampler's keys
+    temporal_init: str = "official"  # "official": the temporal encoder's output starts at exactly 0;
+                                     # "random": its output projection starts random (features flow at step 0)
+    resampler_local: float = 0.0     # > 0: tie each resampler query to a region (position.locality_bias,
+                                     # this sigma in pooled-slot widths); 0 = official, global queries
 
     def __post_init__(self):
         if self.pos_init not in ("official", "sincos"):
             raise ValueError(f"pos_init must be 'official' or 'sincos', got {self.pos_init!r}")
+        if self.temporal_init not in ("official", "random"):
+            raise ValueError(f"temporal_init must be 'official' or 'random', got {self.temporal_init!r}")
+        if self.resampler_local < 0:
+            raise ValueError(f"resampler_local must be >= 0 (0 = off), got {self.resampler_local}")
 
     @classmethod
     def full(cls) -> "TokenizerConfig":
@@ -72,7 +80,8 @@ class TokenizerConfig:
 
 
 # Fields added after weights were first shipped, with the value that means "as before".
-_LATER_FIELDS = {"pos_init": "official", "resampler_key_pos": False}
+_LATER_FIELDS = {"pos_init": "official", "resampler_key_pos": False, "resampler_local": 0.0,
+                 "temporal_init": "official"}
 
 
 class Attention(nn.Module):
@@ -138,6 +147,9 @@ class SpatialTemporalTransformer(nn.Module):
             with torch.no_grad():
                 self.pos_embed_spatial.copy_(spatial), self.pos_embed_temporal.copy_(temporal)
         self.key_pos = cfg.resampler_key_pos
+        bias = (locality_bias(cfg.num_tokens, cfg.num_frames, s, cfg.resampler_local)
+                if cfg.resampler_local else None)
+        self.register_buffer("resampler_bias", bias, persistent=False)
         self.norm = nn.LayerNorm(d)  # eps 1e-5 here (nn.LayerNorm default in the official code)
         self.down_sampler = PerceiverResampler(
             dim=d, depth=cfg.resampler_depth, num_queries=cfg.num_tokens, input_dim=d,
@@ -165,7 +177,7 @@ class SpatialTemporalTransformer(nn.Module):
         pos = self.position_embedding() if self.resampler_pos_scale or self.key_pos else None
         if self.resampler_pos_scale:
             x = x + self.resampler_pos_scale * pos
-        return self.down_sampler(x, key_pos=pos if self.key_pos else None)
+        return self.down_sampler(x, key_pos=pos if self.key_pos else None, bias=self.resampler_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.resample(self.mix(x))
@@ -179,6 +191,9 @@ class DivotTokenizer(nn.Module):
         self.cfg = cfg = cfg or TokenizerConfig.mini()
         self.temporal_encoder = TemporalEncoder(cfg.vit_dim, cfg.hidden_size, cfg.temporal_width,
                                                 cfg.temporal_depth, cfg.temporal_heads, cfg.num_frames)
+        if cfg.temporal_init == "random":  # the ViT's features reach the tokens from the first step
+            out = self.temporal_encoder.output_proj
+            nn.init.normal_(out.weight, std=out.in_features**-0.5)
         self.spatial_pool = nn.AdaptiveAvgPool2d(cfg.pool_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=1e-6)
         self.image_proj_model = SpatialTemporalTransformer(cfg)
