@@ -64,6 +64,12 @@ LEVERS = {
     "rinit_local": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5}, {}, {}),
     "shift3_local_qpos_rinit": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
                                 {"noise_shift": 3.0, "unet": {"query_pos": True}}, {}),
+    # two timescales: the tokenizer learns slower (x0.1) or not at all (x0: random tokens, a
+    # self-made oracle) while the de-tokenizer learns to read what the tokens already hold
+    "shift3_local_qpos_rinit_toklr0.1": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                                         {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"tok_lr": 0.1}),
+    "shift3_local_qpos_rinit_toklr0": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                                       {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"tok_lr": 0.0}),
 }
 BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
 
@@ -220,9 +226,13 @@ def main() -> None:
             return self.tokenizer(part["feats"][idx] if feats is None else feats)
 
     tok = Tok()
-    params = ([] if oracle is not None else list(tokenizer.parameters())) + list(det.image_proj_model.parameters()) + list(det.diffusion_model.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.steps, pct_start=0.05)
+    det_params = list(det.image_proj_model.parameters()) + list(det.diffusion_model.parameters())
+    tok_params = [] if oracle is not None else list(tokenizer.parameters())
+    params = tok_params + det_params
+    tok_lr = args.lr * train_cfg.get("tok_lr", 1.0)
+    groups = [{"params": det_params, "lr": args.lr}] + ([{"params": tok_params, "lr": tok_lr}] if tok_params and tok_lr else [])
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups], total_steps=args.steps, pct_start=0.05)
     record = {"lever": args.lever, "tag": args.tag or args.lever, "tokenizer": tcfg,
               "detokenizer": {**dcfg, "unet": LEVERS[args.lever][1].get("unet", {})},
               "recipe": {"steps": args.steps, "batch": args.batch, "lr": args.lr,

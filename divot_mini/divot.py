@@ -7,7 +7,7 @@ What the notebooks build piece by piece, put together the way a user calls it::
     tokens = divot.tokenize(video)            # [B, 16, 3, H, W] in [-1, 1] -> [B, N, d]
     clip = divot.detokenize(tokens)           # DDIM (+ CFG) through the diffusion de-tokenizer
     divot.describe(video); divot.answer(video, "what colour is the shape?")
-    clip = divot.generate("a red circle moves left")
+    clip = divot.generate("a red circle moves left")            # or a list of prompts -> a batch
     story = divot.story("generate a story about a blue square")
 
 Mini and full are the same classes; only the configurations, the weights and the sampler defaults
@@ -16,11 +16,14 @@ one uses 50 steps, CFG 7.5, rescale 0.7, eta 1).
 """
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from . import data
 from . import text_tokenizer as tt
 from .data import tokenizer_frames
 from .generation_heads import sample_kwargs
@@ -51,6 +54,25 @@ PROMPTS = {
     "mini": {"describe": tt.DESCRIBE_VIDEO, "generate": tt.GENERATE_VIDEO},
     "full": {"describe": "What does this video describe?", "generate": "Generate a video of {caption}"},
 }
+
+
+# What the mini Divot-LLM was taught to read (Moving Shapes' questions and instructions). Other
+# requests still get an answer, with an OffScriptWarning: a small model trained on one dataset
+# continues an unfamiliar prompt with whatever its data made likely, often a loop.
+MINI_QUESTIONS = (tt.DESCRIBE_VIDEO, *data.QUESTIONS.values())
+MINI_STORY = re.compile(rf"generate a story about a ({'|'.join(data.COLOURS)}) ({'|'.join(data.SHAPES)})")
+# Longest answer the mini model was taught: a caption ("a red circle moves left") + </s>.
+MINI_MAX_ANSWER_TOKENS = 12
+# The official comprehension script's limit on new tokens.
+FULL_MAX_ANSWER_TOKENS = 256
+
+
+class OffScriptWarning(UserWarning):
+    """The request is outside what the (mini) model was trained on; its output is unreliable."""
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
 
 
 class Divot:
@@ -91,16 +113,22 @@ class Divot:
         return next(self.tokenizer.parameters()).device
 
     def _video(self, video: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """Accept one clip [16, 3, H, W] or a batch [B, 16, 3, H, W] in [-1, 1]."""
+        """Accept one clip [16, 3, H, W] or a batch [B, 16, 3, H, W]: floats in [-1, 1], or uint8
+        pixels 0..255 (converted with x / 127.5 - 1, as video files are usually read)."""
         if not torch.is_tensor(video):
             raise TypeError(f"video must be a tensor [B, 16, 3, H, W] in [-1, 1], got {type(video).__name__}")
+        if video.dtype == torch.uint8:
+            video = video.float() / 127.5 - 1
+        elif not video.is_floating_point():
+            raise TypeError(f"video has dtype {video.dtype}: pass floats in [-1, 1] or uint8 pixels 0..255 "
+                            "(e.g. video.to(torch.uint8), or video.float() / 127.5 - 1)")
         single = video.ndim == 4
         if single:
             video = video[None]
         if video.ndim != 5 or video.shape[1] != 16 or video.shape[2] != 3:
             raise ValueError(f"video must be [16, 3, H, W] or [B, 16, 3, H, W] (16 frames, RGB), "
                              f"got {tuple(video.shape)}")
-        if video.is_floating_point() and (video.min() < -1.01 or video.max() > 1.01):
+        if video.min() < -1.01 or video.max() > 1.01:
             raise ValueError(f"video values must lie in [-1, 1], got [{video.min():.2f}, {video.max():.2f}]"
                              " (map 0..255 pixels with x / 127.5 - 1)")
         return video, single
@@ -159,21 +187,49 @@ class Divot:
             return tt.decode_words(self.text_tokenizer, ids)
         return self.text_tokenizer.decode(ids, skip_special_tokens=True).strip()
 
+    def _check_words(self, text: str, what: str) -> None:
+        """Mini: every word of the user's ``text`` must be in the course vocabulary (named if not)."""
+        if self.scale != "mini":
+            return
+        unknown = tt.unknown_words(self.text_tokenizer, text)
+        if unknown:
+            raise ValueError(
+                f"{what} {text!r} has words the mini model does not know: {unknown}. It knows the "
+                f"Moving Shapes words: shapes {list(data.SHAPES)}, colours {list(data.COLOURS)}, "
+                f"motions {list(data.MOTIONS)} (e.g. 'a red circle moves left'); the full-size model "
+                "reads any English text")
+
+    def _off_script(self, text: str, taught: str) -> None:
+        warnings.warn(f"{text!r} is outside what the mini model was taught ({taught}); expect an "
+                      "unreliable answer", OffScriptWarning, stacklevel=3)
+
     @torch.no_grad()
-    def answer(self, video: torch.Tensor, question: str, max_new_tokens: int = 32, **generate_kwargs):
+    def answer(self, video: torch.Tensor, question: str, max_new_tokens: int | None = None,
+               **generate_kwargs):
         """The Divot-LLM's answer to ``question`` about the clip(s) (greedy unless told otherwise).
-        One clip -> a string; a batch -> a list of strings."""
+        One clip -> a string; a batch -> a list of strings.
+
+        Writing stops at ``</s>`` or after ``max_new_tokens`` (default: mini 12, the longest answer
+        it was taught; full 256, as the official script). On mini, a question other than the ones it
+        was taught (:data:`MINI_QUESTIONS`) gets an :class:`OffScriptWarning`.
+        """
         from .divot_llm import comprehension_example
 
         self._need("comprehension_llm", "text_tokenizer", "vit", "tokenizer")
         if not isinstance(question, str) or not question.strip():
             raise ValueError("question must be a non-empty string")
+        self._check_words(question, "the question")
+        if self.scale == "mini" and _normalised(question) not in MINI_QUESTIONS:
+            self._off_script(question, f"questions {list(MINI_QUESTIONS)}")
+        if max_new_tokens is None:
+            max_new_tokens = MINI_MAX_ANSWER_TOKENS if self.scale == "mini" else FULL_MAX_ANSWER_TOKENS
         video, single = self._video(video)
         llm = self.comprehension_llm
         tokens = self.tokenize(video)
         ids = comprehension_example(self.text_tokenizer, question, num_tokens=llm.num_tokens)["input_ids"]
         ids = torch.tensor([ids] * len(video), device=tokens.device)
         kw = {"do_sample": False, "max_new_tokens": max_new_tokens,
+              "eos_token_id": self.text_tokenizer.eos_token_id,
               "pad_token_id": self.text_tokenizer.pad_token_id, **generate_kwargs}
         new = llm.generate_text(ids, attention_mask=torch.ones_like(ids), video_tokens=tokens[:, None], **kw)
         texts = [self._text(row) for row in new]
@@ -187,14 +243,32 @@ class Divot:
         return tt.special_token_id(self.text_tokenizer, token)
 
     @torch.no_grad()
-    def generate(self, prompt: str, seed: int = 0, var_scale: float = 0.1, max_text_tokens: int = 16,
-                 **settings) -> torch.Tensor:
+    def generate(self, prompt: str | list[str], seed: int | list[int] = 0, var_scale: float = 0.1,
+                 max_text_tokens: int = 16, **settings) -> torch.Tensor:
         """Text -> clip [16, 3, size, size]: the official generation. The model writes text up to
         ``<vid>``; then ``<frame>`` + N queries, one forward, a GMM sample per token (``var_scale``),
-        and the de-tokenizer decodes the tokens."""
+        and the de-tokenizer decodes the tokens.
+
+        A list of prompts gives a batch [B, 16, 3, size, size]. ``seed`` is one per prompt (a list),
+        or an int: prompt i then gets ``seed + i``. Prompts are written one after another, so a clip
+        depends only on its own prompt and seed: ``generate([a, b], seed=[3, 7])[1]`` equals
+        ``generate(b, seed=7)``.
+        """
         self._need("llm", "text_tokenizer", "detokenizer")
+        if isinstance(prompt, (list, tuple)):
+            if not prompt:
+                raise ValueError("prompt must be a non-empty string or a non-empty list of strings")
+            seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed + i for i in range(len(prompt))]
+            if len(seeds) != len(prompt):
+                raise ValueError(f"got {len(prompt)} prompts but {len(seeds)} seeds; pass one seed "
+                                 "per prompt, or an int")
+            return torch.stack([self.generate(p, s, var_scale, max_text_tokens, **settings)
+                                for p, s in zip(prompt, seeds)])
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt must be a non-empty string (a caption, e.g. 'a red circle moves left')")
+        if not isinstance(seed, int):
+            raise TypeError(f"seed must be an int for one prompt, got {type(seed).__name__}")
+        self._check_words(prompt, "the prompt")
         instruction = self.prompts["generate"].format(caption=prompt.strip())
         ids = tt.instruction_ids(self.text_tokenizer, instruction)
         vid = self._marker(tt.VID_BOI_TOKEN)
@@ -204,7 +278,7 @@ class Divot:
                                      pad_token_id=self.text_tokenizer.pad_token_id)[0].tolist()
         if vid not in new:
             raise RuntimeError(f"the model did not write <vid> within {max_text_tokens} tokens after "
-                               f"{instruction!r}; it wrote {self._text(new)!r}")
+                               f"the prompt {prompt!r}; it wrote {self._text(new)!r}")
         ids = ids + new[:new.index(vid) + 1]
         g = torch.Generator(device=self.device).manual_seed(seed)
         x = torch.tensor([ids], device=self.device)
@@ -214,10 +288,12 @@ class Divot:
 
     @torch.no_grad()
     def story(self, instruction: str, seed: int = 0, var_scale: float = 0.1, max_clips: int = 4,
-              max_new_tokens: int = 128, temperature: float = 0.0, **settings) -> list[tuple[str, object]]:
+              max_new_tokens: int = 128, temperature: float = 1.0, **settings) -> list[tuple[str, object]]:
         """Interleaved text and clips for an instruction such as "generate a story about ...".
 
-        The model writes text (greedy, or sampled at ``temperature`` > 0 with the seed); whenever it opens a clip (``<vid>``), the clip is written the
+        The model writes text sampled at ``temperature`` with the seed (0 = greedy). The default 1
+        samples the model's own distribution: greedy text takes the single likeliest motion each
+        time and so repeats itself, which the trained stories never do. Whenever it opens a clip (``<vid>``), the clip is written the
         official way (``<frame>`` + N queries, one forward, a GMM sample per token) and stays in the
         sequence as that query block while writing goes on (:meth:`DivotLLM.generate_interleaved`,
         the layout the course's instruction tuning trains). Returns a list of ``("text", str)`` and
@@ -226,6 +302,9 @@ class Divot:
         self._need("llm", "text_tokenizer", "detokenizer")
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError("instruction must be a non-empty string")
+        self._check_words(instruction, "the instruction")
+        if self.scale == "mini" and not MINI_STORY.fullmatch(_normalised(instruction)):
+            self._off_script(instruction, "'generate a story about a {colour} {shape}'")
         tok = self.text_tokenizer
         g = torch.Generator(device=self.device).manual_seed(seed)
         parts = self.llm.generate_interleaved(

@@ -177,15 +177,20 @@ def special_token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
     return ids[0]
 
 
+def unknown_words(tokenizer: PreTrainedTokenizerFast, text: str) -> list[str]:
+    """The words of ``text`` (as written) that the tokenizer maps to ``<unk>``."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"])
+            if i == tokenizer.unk_token_id]
+
+
 def encode_text(tokenizer: PreTrainedTokenizerFast, text: str) -> list[int]:
     """Ids of ``text`` without BOS; ValueError naming any word outside the vocabulary."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    unknown = [text[a:b] for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"])
-               if i == tokenizer.unk_token_id]
+    unknown = unknown_words(tokenizer, text)
     if unknown:
         raise ValueError(f"words outside the course vocabulary: {unknown} in {text!r} "
                          "(add them with build_text_tokenizer(extra_words=...))")
-    return enc["input_ids"]
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def instruction_ids(tokenizer: PreTrainedTokenizerFast, instruction: str) -> list[int]:
