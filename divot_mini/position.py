@@ -31,6 +31,26 @@ def sincos_3d(frames: int, side: int, dim: int) -> tuple[torch.Tensor, torch.Ten
     return spatial.reshape(side * side, dim), temporal
 
 
+def grid_points(g: int, side: float) -> torch.Tensor:
+    """[g*g, 2]: the (y, x) centres of a g x g grid laid over ``side`` cells (cell units)."""
+    c = (torch.arange(g, dtype=torch.float32) + 0.5) * side / g - 0.5
+    return torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
+
+
+def distance_bias(a: torch.Tensor, b: torch.Tensor, sigma: float) -> torch.Tensor:
+    """[len(a), len(b)]: attention logits -d^2 / (2 sigma^2) between points a [A, 2] and b [B, 2]."""
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    return -torch.cdist(a, b) ** 2 / (2 * sigma**2)
+
+
+def square_root(n: int, what: str) -> int:
+    g = round(n ** 0.5)
+    if g * g != n:
+        raise ValueError(f"{what} must be a square number to sit on a grid, got {n}")
+    return g
+
+
 def locality_bias(num_queries: int, frames: int, side: int, sigma: float) -> torch.Tensor:
     """[num_queries, frames*side*side]: attention logits that tie each resampler query to one place.
 
@@ -39,14 +59,6 @@ def locality_bias(num_queries: int, frames: int, side: int, sigma: float) -> tor
     slot widths. So token q describes its region of the clip over time, and *where* something is
     becomes *which* tokens describe it -- there from the first step, not left for training to find.
     """
-    g = round(num_queries ** 0.5)
-    if g * g != num_queries:
-        raise ValueError(f"a locality bias needs a square number of queries, got {num_queries}")
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0 slot widths, got {sigma}")
-    anchor = (torch.arange(g, dtype=torch.float32) + 0.5) * side / g - 0.5  # slot coordinates
-    cell = torch.arange(side, dtype=torch.float32)
-    dy = (anchor[:, None, None, None] - cell[None, None, :, None]) ** 2  # [g, 1, side, 1]
-    dx = (anchor[None, :, None, None] - cell[None, None, None, :]) ** 2  # [1, g, 1, side]
-    logits = -(dy + dx) / (2 * sigma**2)                                   # [g, g, side, side]
-    return logits.reshape(num_queries, 1, side * side).expand(-1, frames, -1).reshape(num_queries, -1)
+    g = square_root(num_queries, "the number of queries")
+    bias = distance_bias(grid_points(g, side), grid_points(side, side), sigma)  # [Q, side*side]
+    return bias[:, None].expand(-1, frames, -1).reshape(num_queries, -1)

@@ -30,7 +30,7 @@ class DivotTokenizerTraining(L.LightningModule):
     def __init__(self, vit: FrozenViT, tokenizer: DivotTokenizer, detokenizer: DivotDetokenizer,
                  lr: float = 1e-3, cond_drop: float = 0.1, high_noise_frac: float = 0.3,
                  total_steps: int = 1000, weight_decay: float = 0.0, lr_schedule: str = "onecycle",
-                 latent_pool: int = 0, data_seed: int = 0):
+                 latent_pool: int = 0, data_seed: int = 0, tokenizer_lr_scale: float = 1.0):
         super().__init__()
         if lr_schedule not in ("onecycle", "constant"):
             raise ValueError(f"lr_schedule must be 'onecycle' or 'constant', got {lr_schedule!r}")
@@ -38,6 +38,11 @@ class DivotTokenizerTraining(L.LightningModule):
         self.vit, self.tokenizer, self.detokenizer = vit, tokenizer, detokenizer
         self.lr, self.cond_drop, self.high_noise_frac = lr, cond_drop, high_noise_frac
         self.total_steps, self.weight_decay = total_steps, weight_decay
+        # < 1: the tokenizer learns slower than the de-tokenizer (two timescales), so what its
+        # tokens hold at the start stays put while the de-tokenizer learns to read it
+        if tokenizer_lr_scale < 0:
+            raise ValueError(f"tokenizer_lr_scale must be >= 0, got {tokenizer_lr_scale}")
+        self.tokenizer_lr_scale = tokenizer_lr_scale
         # latent_pool > 0: training draws from the first latent_pool training clips, whose latents
         # the frozen VAE gives once (computed at fit start) instead of at every step
         self.latent_pool, self.data_seed, self.pool_latents = latent_pool, data_seed, None
@@ -109,12 +114,17 @@ class DivotTokenizerTraining(L.LightningModule):
 
     def configure_optimizers(self):
         # the ViT and the VAE stay frozen: only the tokenizer, the image-projection resampler and the UNet learn
-        params = (list(self.tokenizer.parameters()) + list(self.detokenizer.image_proj_model.parameters())
-                  + list(self.detokenizer.diffusion_model.parameters()))
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        det = (list(self.detokenizer.image_proj_model.parameters())
+               + list(self.detokenizer.diffusion_model.parameters()))
+        tok_lr = self.lr * self.tokenizer_lr_scale
+        tok = list(self.tokenizer.parameters())
+        # one group when both learn alike, so checkpoints of runs made before the option still resume
+        groups = ([{"params": tok + det, "lr": self.lr}] if self.tokenizer_lr_scale == 1.0
+                  else [{"params": tok, "lr": tok_lr}, {"params": det, "lr": self.lr}])
+        opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         if self.lr_schedule == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.total_steps,
-                                                        pct_start=0.05)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, [g["lr"] for g in groups],
+                                                        total_steps=self.total_steps, pct_start=0.05)
         else:  # linear warm-up over 5% of the steps, then constant
             warm = max(1, self.total_steps // 20)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))

@@ -95,3 +95,22 @@ def test_latent_pool_gives_the_latents_the_vae_would_and_an_interrupted_run_resu
     assert all(torch.equal(before[k], v) for k, v in pair.state_dict().items())
     with pytest.raises(ValueError, match="another recipe"):
         fit.prepare_resume(tmp_path / "run", {"steps": 5})
+
+
+def test_tokenizer_lr_scale_zero_keeps_the_tokenizer_and_trains_the_detokenizer():
+    m = _module()
+    m.tokenizer_lr_scale, m.total_steps = 0.0, 10
+    opt = m.configure_optimizers()["optimizer"]
+    tok0 = [p.detach().clone() for p in m.tokenizer.parameters()]
+    det0 = [p.detach().clone() for p in m.detokenizer.diffusion_model.parameters()]
+    torch.manual_seed(0)
+    m.denoising_loss(MovingShapes("train")[[0, 1]]["video"]).backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(tok0, m.tokenizer.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(det0, m.detokenizer.diffusion_model.parameters()))
+    try:
+        DivotTokenizerTraining(m.vit, m.tokenizer, m.detokenizer, tokenizer_lr_scale=-1.0)
+    except ValueError as e:
+        assert "tokenizer_lr_scale" in str(e)
+    else:
+        raise AssertionError("a negative tokenizer_lr_scale was accepted")
