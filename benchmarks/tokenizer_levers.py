@@ -70,6 +70,17 @@ LEVERS = {
                                          {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"tok_lr": 0.1}),
     "shift3_local_qpos_rinit_toklr0": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
                                        {"noise_shift": 3.0, "unet": {"query_pos": True}}, {"tok_lr": 0.0}),
+    # a grid de-tokenizer: context j reads token j (DetokenizerConfig.context_local) and each pixel
+    # prefers the context of its region (UNetConfig.context_grid), so which token says something
+    # decides where the UNet draws it
+    "grid_toklr0": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                    {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
+                    {"tok_lr": 0.0}),
+    "grid": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+             {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}}, {}),
+    "grid_toklr0.1": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                      {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
+                      {"tok_lr": 0.1}),
 }
 BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
 

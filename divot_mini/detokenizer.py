@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL
 from . import diffusion
 from .checkpoints import later_fields_omitted
 from .perceiver_resampler import PerceiverResampler
+from .position import token_grid_bias
 from .unet import UNetConfig, VideoUNet
 from .vae import TINY_VAE_SCALE, VAE_CONFIGS
 
@@ -39,6 +40,12 @@ class DetokenizerConfig:
                                   # trained with a weak KL has a wide posterior, see RESULTS.md)
     noise_shift: float = 1.0      # mini only: the noise schedule moved toward high noise by this
                                   # (diffusion.make_scheduler); 1 = official
+    context_local: float = 0.0    # mini only, > 0: the resampler's first num_tokens queries each tied
+                                  # to one token of the token grid (position.token_grid_bias, width)
+
+    def __post_init__(self):
+        if self.context_local < 0:
+            raise ValueError(f"context_local must be >= 0 (0 = off), got {self.context_local}")
 
     @classmethod
     def full(cls) -> "DetokenizerConfig":
@@ -52,7 +59,7 @@ class DetokenizerConfig:
                    vae_scale=TINY_VAE_SCALE, vae_downsample=4, vae_sample=False)
 
     def to_dict(self) -> dict:
-        d = later_fields_omitted(asdict(self), {"noise_shift": 1.0})
+        d = later_fields_omitted(asdict(self), {"noise_shift": 1.0, "context_local": 0.0})
         d["unet"] = self.unet.to_dict()
         return d
 
@@ -93,7 +100,10 @@ class DivotDetokenizer(nn.Module):
             raise ValueError(f"expected Divot tokens [B, N, {self.cfg.token_dim}], got {tuple(tokens.shape)}")
         if not torch.isfinite(tokens).all():
             raise ValueError("Divot tokens contain NaN or infinite values")
-        return self.image_proj_model(tokens)
+        bias = None
+        if self.cfg.context_local:  # context j < num_tokens reads token j: the grid stays a grid
+            bias = token_grid_bias(self.cfg.num_context, tokens.shape[1], self.cfg.context_local).to(tokens)
+        return self.image_proj_model(tokens, bias=bias)
 
     def forward(self, z_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """v-prediction for noised latents z_t given Divot tokens."""

@@ -62,3 +62,23 @@ def locality_bias(num_queries: int, frames: int, side: int, sigma: float) -> tor
     g = square_root(num_queries, "the number of queries")
     bias = distance_bias(grid_points(g, side), grid_points(side, side), sigma)  # [Q, side*side]
     return bias[:, None].expand(-1, frames, -1).reshape(num_queries, -1)
+
+
+def token_grid_bias(num_queries: int, num_tokens: int, sigma: float) -> torch.Tensor:
+    """[num_queries, num_tokens]: the de-tokenizer resampler's first ``num_tokens`` queries each tied
+    to one token of the square token grid (query j reads token j and its neighbours); the rest of
+    the queries get no bias and read the whole clip."""
+    g = square_root(num_tokens, "the number of tokens")
+    if num_queries < num_tokens:
+        raise ValueError(f"a token-grid bias needs at least {num_tokens} queries, got {num_queries}")
+    tied = distance_bias(grid_points(g, g), grid_points(g, g), sigma)
+    return torch.cat([tied, torch.zeros(num_queries - num_tokens, num_tokens)])
+
+
+def pixel_grid_bias(h: int, w: int, num_context: int, sigma: float) -> torch.Tensor:
+    """[h*w, num_context]: cross-attention logits that send each pixel of an h x w feature map to the
+    context tokens whose region of the clip it lies in (context laid out on a square grid)."""
+    if h != w:
+        raise ValueError(f"a pixel-grid bias needs square feature maps, got {h}x{w}")
+    g = square_root(num_context, "the number of grid context tokens")
+    return distance_bias(grid_points(h, g), grid_points(g, g), sigma)

@@ -43,6 +43,15 @@ class UNetConfig:
     coord_channels: bool = False   # mini only: append 2 coordinate maps (y, x in [-1, 1]) to the input
     frame_channel: bool = False    # mini only: append 1 map holding the frame's index (in [-1, 1])
     query_pos: bool = False        # mini only: a sin-cos code of (frame, y, x) in the cross-attention queries
+    context_grid: float = 0.0      # mini only, > 0: the first text_context_len context tokens form a
+                                   # grid over the clip and pixels prefer their region's (bias width)
+
+    def __post_init__(self):
+        if self.context_grid < 0:
+            raise ValueError(f"context_grid must be >= 0 (0 = off), got {self.context_grid}")
+        if self.context_grid and round(self.text_context_len ** 0.5) ** 2 != self.text_context_len:
+            raise ValueError(f"context_grid lays the first text_context_len context tokens on a square "
+                             f"grid; text_context_len={self.text_context_len} is not a square number")
 
     @classmethod
     def full(cls) -> "UNetConfig":
@@ -57,7 +66,7 @@ class UNetConfig:
                    frame_channel=True)
 
     def to_dict(self) -> dict:
-        return later_fields_omitted(asdict(self), {"query_pos": False})
+        return later_fields_omitted(asdict(self), {"query_pos": False, "context_grid": 0.0})
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -186,7 +195,8 @@ class VideoUNet(nn.Module):
         def attention(ch: int) -> list[nn.Module]:
             heads = ch // cfg.num_head_channels
             return [SpatialTransformer(ch, heads, cfg.num_head_channels, cfg.context_dim, g,
-                                       text_context_len=cfg.text_context_len, query_pos=cfg.query_pos),
+                                       text_context_len=cfg.text_context_len, query_pos=cfg.query_pos,
+                                       context_grid=cfg.context_grid),
                     TemporalTransformer(ch, heads, cfg.num_head_channels, g)]
 
         # Coordinate channels (mini only): at t = 999 the input is pure noise and a small UNet on an

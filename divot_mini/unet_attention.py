@@ -13,14 +13,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .position import sincos_3d
+from .position import pixel_grid_bias, sincos_3d
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v with heads split off the channel dim: [B, N, h*d] -> [B, N, h*d]."""
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+            bias: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v with heads split off the channel dim: [B, N, h*d] -> [B, N, h*d].
+    ``bias`` [N, L]: optional fixed logits, the same for every head and sample."""
     B, N, C = q.shape
     split = lambda t: t.view(B, t.shape[1], heads, C // heads).transpose(1, 2)  # noqa: E731
-    out = F.scaled_dot_product_attention(split(q), split(k), split(v))
+    mask = None if bias is None else bias.to(q.dtype)
+    out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=mask)
     return out.transpose(1, 2).reshape(B, N, C)
 
 
@@ -44,12 +47,14 @@ class CrossAttention(nn.Module):
             self.to_v_ip = nn.Linear(context_dim, inner, bias=False)
             self.alpha = nn.Parameter(torch.tensor(0.0))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                text_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """``text_bias`` [N, text_context_len]: optional fixed logits on the first context branch."""
         q = self.to_q(x)
         if context is None:  # self-attention
             return self.to_out(_attend(q, self.to_k(x), self.to_v(x), self.heads))
         text = context[:, :self.text_context_len]
-        out = _attend(q, self.to_k(text), self.to_v(text), self.heads)
+        out = _attend(q, self.to_k(text), self.to_v(text), self.heads, text_bias)
         if self.image_cross_attention:
             image = context[:, self.text_context_len:]
             if image.shape[1] == 0:
@@ -93,10 +98,10 @@ class BasicTransformerBlock(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                query_pos: torch.Tensor | None = None) -> torch.Tensor:
+                query_pos: torch.Tensor | None = None, text_bias: torch.Tensor | None = None) -> torch.Tensor:
         x = self.attn1(self.norm1(x)) + x
         q_in = self.norm2(x) if query_pos is None else self.norm2(x) + query_pos  # queries only
-        x = self.attn2(q_in, context) + x
+        x = self.attn2(q_in, context, text_bias) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -105,12 +110,16 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, channels: int, heads: int, dim_head: int, context_dim: int,
                  norm_groups: int = 32, image_cross_attention: bool = True, text_context_len: int = 77,
-                 query_pos: bool = False):
+                 query_pos: bool = False, context_grid: float = 0.0):
         super().__init__()
         inner = heads * dim_head
         # Mini only (official: False): a fixed code of (frame, y, x) joins the cross-attention's
         # queries, so a pixel can ask the context about *its* place and time from the first step.
         self.query_pos, self.inner = query_pos, inner
+        # Mini only (official: 0): the first context branch is a grid of tokens, one per region of
+        # the clip, and each pixel prefers the tokens of its region (a fixed bias, width in grid cells)
+        # -- so *which* token says something decides *where* it is drawn.
+        self.context_grid, self.text_context_len = context_grid, text_context_len
         self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner)
         self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(
@@ -131,8 +140,10 @@ class SpatialTransformer(nn.Module):
         pos = None
         if self.query_pos:  # images are laid out (clip, frame): the code repeats per clip
             pos = self.position_code(frames, h, w, y).repeat(b // frames, 1, 1)
+        bias = (pixel_grid_bias(h, w, self.text_context_len, self.context_grid).to(y)
+                if self.context_grid else None)
         for block in self.transformer_blocks:
-            y = block(y, context, pos)
+            y = block(y, context, pos, bias)
         y = self.proj_out(y).transpose(1, 2).reshape(b, c, h, w)
         return x + y
 

@@ -83,3 +83,47 @@ def test_vae_latent_path_shapes():
     out = det.sample(torch.randn(1, 16, 32), frames=4, size=32, steps=1, spacing="trailing")
     assert out.shape == (1, 4, 3, 32, 32)
     assert any(k.startswith("first_stage_model.") for k in det.state_dict())  # the official name
+
+
+def test_grid_biases_tie_each_context_to_its_token_and_each_pixel_to_its_region():
+    from divot_mini.position import pixel_grid_bias, token_grid_bias
+    b = token_grid_bias(24, 16, 0.5)
+    assert b.shape == (24, 16)
+    assert torch.equal(b[:16].argmax(1), torch.arange(16)) and torch.equal(b[16:], torch.zeros(8, 16))
+    p = pixel_grid_bias(8, 8, 16, 0.5)                   # 8x8 pixels, 4x4 token grid
+    region = (torch.arange(8) // 2)[:, None] * 4 + (torch.arange(8) // 2)[None, :]
+    assert torch.equal(p.argmax(1), region.reshape(-1))
+    for bad in (lambda: token_grid_bias(24, 15, 0.5), lambda: token_grid_bias(8, 16, 0.5),
+                lambda: pixel_grid_bias(8, 4, 16, 0.5), lambda: pixel_grid_bias(8, 8, 16, 0.0)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_grid_context_is_off_as_official_and_local_when_on():
+    import dataclasses
+    from divot_mini.unet import UNetConfig
+    assert "context_local" not in DetokenizerConfig.mini().to_dict()
+    assert "context_grid" not in DetokenizerConfig.full().to_dict()["unet"]
+    with pytest.raises(ValueError, match="context_local"):
+        DetokenizerConfig(context_local=-1.0)
+    with pytest.raises(ValueError, match="square"):
+        dataclasses.replace(UNetConfig.mini(), text_context_len=15, context_grid=0.5)
+
+    def spread(local):  # how much a change of token 0 moves each context entry
+        cfg = dataclasses.replace(DetokenizerConfig.mini(), context_local=local)
+        torch.manual_seed(0)
+        det = DivotDetokenizer(cfg)
+        tok = torch.randn(16, 16, 32)
+        moved = tok.clone()
+        moved[:, 0] += 3 * torch.randn(16, 32)
+        with torch.no_grad():
+            return (det.context(tok) - det.context(moved)).norm(dim=-1).mean(0)
+
+    off, on = spread(0.0), spread(0.5)
+    assert on[0] > 3 * on[1:16].max()                     # context 0 reads token 0
+    assert off[0] < 2 * off[1:16].min()                   # without the bias, nothing is local
+
+    cfg = DetokenizerConfig.mini()
+    cfg = dataclasses.replace(cfg, context_local=0.5, unet=dataclasses.replace(cfg.unet, context_grid=0.5))
+    det = DivotDetokenizer(cfg)
+    assert det(torch.randn(2, 4, 16, 8, 8), torch.tensor([10, 999]), torch.randn(2, 16, 32)).shape == (2, 4, 16, 8, 8)
