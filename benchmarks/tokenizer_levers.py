@@ -81,6 +81,20 @@ LEVERS = {
     "grid_toklr0.1": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
                       {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
                       {"tok_lr": 0.1}),
+    "grid_toklr0.3": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                      {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
+                      {"tok_lr": 0.3}),
+    # the grid de-tokenizer on perfect grid tokens (GridOracleTokens): its ceiling at this budget
+    "grid_oracle": ({}, {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
+                    {"oracle": "grid"}),
+    # a warm-up: the tokenizer stays as initialised for the first 160 steps while the grid
+    # de-tokenizer learns to read it, then both train
+    "grid_warm160": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                     {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
+                     {"tok_freeze": 160}),
+    "grid_warm160_toklr0.3": ({"temporal_init": "random", "pos_init": "sincos", "resampler_local": 0.5},
+                              {"noise_shift": 3.0, "context_local": 0.5, "unet": {"query_pos": True, "context_grid": 0.5}},
+                              {"tok_freeze": 160, "tok_lr": 0.3}),
 }
 BINS = ((0, 300), (300, 700), (700, 900), (900, 1000))
 
@@ -131,6 +145,36 @@ class OracleTokens(torch.nn.Module):
         pos = part["position"][idx] / 16 - 1  # pixels -> about [-1, 1]
         tok = self.shape[part["shape"][idx]] + self.colour[part["colour"][idx]] + self.motion[part["motion"][idx]]
         return (tok + torch.einsum("bk,knd->bnd", pos, self.cont)) / 7**0.5
+
+
+class GridOracleTokens(torch.nn.Module):
+    """Tokens [B, 16, 32] laid out as the grid de-tokenizer reads them: token r (region r of a 4 x 4
+    grid over the frame) holds the shape and colour patterns plus, for each of the 5 tokenizer frames,
+    a fixed frame pattern weighted by how close the object is to region r then -- where and when, by
+    place, perfectly. The ceiling of a grid tokenizer at this de-tokenizer budget."""
+
+    def __init__(self, num_tokens: int = 16, dim: int = 32, size: int = 32, width: float = 6.0):
+        super().__init__()
+        from divot_mini.data import sample_indices_5_of_16
+        from divot_mini.position import grid_points
+
+        g = torch.Generator().manual_seed(1234)
+        for k, n in {"shape": 3, "colour": 4}.items():
+            self.register_buffer(k, torch.randn(n, dim, generator=g))
+        self.register_buffer("frame", torch.randn(5, dim, generator=g))
+        side = round(num_tokens ** 0.5)
+        self.register_buffer("centres", (grid_points(side, side) + 0.5) * size / side)  # (y, x) px
+        self.register_buffer("when", torch.tensor(sample_indices_5_of_16(16), dtype=torch.float32) / 15)
+        self.width = width
+
+    def forward(self, part: dict, idx: torch.Tensor) -> torch.Tensor:
+        pos = part["position"][idx]  # (x, y) at frames 0 and 15
+        at = pos[:, None, :2] + (pos[:, None, 2:] - pos[:, None, :2]) * self.when[None, :, None]  # [B, 5, 2]
+        d2 = ((at.flip(-1)[:, :, None] - self.centres[None, None]) ** 2).sum(-1)  # [B, 5, R]
+        occ = torch.exp(-d2 / (2 * self.width**2))
+        where = torch.einsum("bfr,fd->brd", occ, self.frame)
+        what = self.shape[part["shape"][idx]] + self.colour[part["colour"][idx]]
+        return (what[:, None] + 2 * where) / 3
 
 
 def background(cache: dict) -> torch.Tensor:
@@ -223,7 +267,8 @@ def main() -> None:
     base = DetokenizerConfig.mini()
     dcfg["unet"] = dataclasses.replace(base.unet, **dcfg.get("unet", {}))
     det = DivotDetokenizer(dataclasses.replace(base, **dcfg), vae=load_tiny_vae(verbose=False))
-    oracle = OracleTokens() if train_cfg.get("oracle") else None
+    oracle = ({"grid": GridOracleTokens}.get(train_cfg.get("oracle"), OracleTokens)()
+              if train_cfg.get("oracle") else None)
     tokenizer.image_proj_model.resampler_pos_scale = train_cfg.get("resampler_pos", 0.0)
 
     class Tok(torch.nn.Module):  # tokens of clips idx of a cache part (features, or the oracle)
@@ -291,6 +336,9 @@ def main() -> None:
         loss = F.mse_loss(det(z_t, t, tokens), v)
         opt.zero_grad()
         loss.backward()
+        if step < train_cfg.get("tok_freeze", 0):
+            for p in tok_params:  # AdamW skips parameters without a gradient
+                p.grad = None
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
